@@ -1,0 +1,136 @@
+"""The `mixreal` command line."""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _models_root(models: Path | None) -> Path:
+    if models is not None:
+        return models
+    from assets import build_default_models
+
+    return build_default_models()
+
+
+def _load_library(models: Path | None, classes: str | None):
+    from renderer import ModelLibrary, ModelLoadError
+
+    root = _models_root(models)
+    wanted = [c.strip() for c in classes.split(",")] if classes else None
+    try:
+        return root, ModelLibrary.load(root, classes=wanted)
+    except (ModelLoadError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+def _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod):
+    from renderer import RenderConfig, VariationConfig
+
+    try:
+        var = VariationConfig.parse(variations)
+        var = replace(var, texture=replace(var.texture, image_dir=textures),
+                      background=replace(var.background, image_dir=backgrounds))
+        return RenderConfig(size=size, batch_size=batch_size, msaa=msaa, seed=seed, variations=var,
+                            device=device, lod=lod)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def render_options(f):
+    """Options shared by every command that renders."""
+    opts = [
+        click.option("--models", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                     help="Models folder: MODELS/<class>/<model file or folder>. Default: the embedded set."),
+        click.option("--classes", default=None, help="Comma list of classes to use (default: all)."),
+        click.option("--variations", default="all", show_default=True,
+                     help="all | none | comma list of texture,lighting,background,camera,occlusion,augment2d"),
+        click.option("--size", default=64, show_default=True, type=click.IntRange(16, 1024), help="Image side, px."),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 256),
+                     help="Images per draw and per read-back."),
+        click.option("--msaa", default=0, show_default=True, type=click.Choice(["0", "2", "4", "8"]),
+                     callback=lambda c, p, v: int(v), help="Multisample anti-aliasing samples."),
+        click.option("--device", default=None, type=int, help="EGL device (GPU index) to render on."),
+        click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                     help="Folder of images for the texture variation (default: embedded procedural ones)."),
+        click.option("--backgrounds", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                     help="Folder of images for background crops (default: embedded procedural ones)."),
+        click.option("--lod/--no-lod", default=True, show_default=True,
+                     help="Use simplified meshes when the output is too small to show full detail."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mixreal")
+def main() -> None:
+    """mixreal: train image classifiers from a little real data and a lot of rendered data."""
+
+
+@main.command()
+@render_options
+@click.option("--per-model", default=10, show_default=True, type=click.IntRange(1), help="Images per model.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def render(models, classes, variations, size, seed, batch_size, msaa, device, textures, backgrounds, lod,
+           per_model, out, quiet):
+    """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl.
+
+    Re-running the same command resumes where it stopped.
+    """
+    from renderer import PlatformError, Renderer
+    from renderer.export import OutputMismatch, render_dataset
+
+    root, library = _load_library(models, classes)
+    config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod)
+    try:
+        renderer = Renderer(library, config)
+        summary = render_dataset(renderer, out, per_model, models_root=root, progress=not quiet)
+    except (PlatformError, OutputMismatch, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(
+        f"{summary.rendered} images rendered, {summary.already_done} already there, "
+        f"{len(library.models)} models in {len(library.classes)} classes, "
+        f"{len(summary.skipped_models)} files skipped; "
+        f"{summary.images_per_second:.0f} images/s -> {out}"
+    )
+
+
+@main.command()
+@render_options
+@click.option("--per-row", default=8, show_default=True, type=click.IntRange(1, 64), help="Images per row.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+def preview(models, classes, variations, size, seed, batch_size, msaa, device, textures, backgrounds, lod,
+            per_row, out):
+    """Contact sheet: one row per variation switched on alone, plus one with all on."""
+    from renderer import PlatformError
+    from renderer.export import atomic_write_bytes
+    from renderer.preview import contact_sheet
+
+    _, library = _load_library(models, classes)
+    config = _render_config(size, variations, seed, batch_size, msaa, device, textures,
+                            backgrounds, lod)
+    try:
+        sheet = contact_sheet(library, config, per_row=per_row)
+    except PlatformError as exc:
+        _fail(str(exc))
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write_bytes(out, buf.getvalue())
+    click.echo(f"preview of {len(library.models)} models ({', '.join(library.classes)}) -> {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

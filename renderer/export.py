@@ -1,0 +1,181 @@
+"""Writing a rendered dataset to disk: OUT/<class>/<model>_<index>.png and OUT/manifest.jsonl.
+
+Every PNG is written to a temporary name and renamed, so a killed job never leaves a partial
+image; the manifest is appended per batch and rewritten (sorted, atomically) at the end. Running
+the same job again skips every image already on disk and listed in the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .core import Renderer, SampleSpec
+
+MANIFEST = "manifest.jsonl"
+SETTINGS = "render.json"
+
+
+class OutputMismatch(ValueError):
+    """OUT already holds a render made with other settings."""
+
+
+@dataclass
+class RenderSummary:
+    rendered: int = 0
+    already_done: int = 0
+    total: int = 0
+    seconds: float = 0.0
+    skipped_models: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.rendered / self.seconds if self.seconds > 0 else 0.0
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def image_name(label: str, model_name: str, index: int) -> str:
+    return f"{label}/{model_name}_{index}.png"
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """Manifest lines; a torn last line (a job killed mid-write) is dropped."""
+    entries = []
+    if not path.is_file():
+        return entries
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return entries
+
+
+def settings_of(renderer: Renderer, models_root: Path) -> dict:
+    c = renderer.config
+    return {
+        "models": str(models_root),
+        "size": c.size,
+        "seed": c.seed,
+        "msaa": c.msaa,
+        "variations": c.variations.describe(),
+    }
+
+
+def render_dataset(
+    renderer: Renderer,
+    out: Path,
+    per_model: int,
+    models_root: Path,
+    progress: bool = True,
+) -> RenderSummary:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = settings_of(renderer, models_root)
+    settings_path = out / SETTINGS
+    if settings_path.is_file():
+        previous = json.loads(settings_path.read_text())
+        if previous != settings:
+            changed = sorted(k for k in settings if previous.get(k) != settings[k])
+            raise OutputMismatch(
+                f"{out}: already holds a render made with other settings ({', '.join(changed)}); "
+                "use another --out or the same settings to resume"
+            )
+    else:
+        atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
+
+    for stale in out.rglob(".*.tmp"):  # left by a job killed mid-write (SIGKILL skips cleanup)
+        stale.unlink(missing_ok=True)
+    manifest_path = out / MANIFEST
+    done = {e["path"]: e for e in read_manifest(manifest_path) if (out / e.get("path", "")).is_file()}
+    # rewrite first so that appends never follow a torn line
+    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in done.values()))
+
+    todo: list[SampleSpec] = []
+    for k in range(per_model):  # global-index order: consecutive samples fill distinct atlas cells
+        for m, model in enumerate(renderer.models):
+            if image_name(model.label, model.ref.name, k) not in done:
+                todo.append(SampleSpec(m, k))
+    summary = RenderSummary(already_done=len(renderer.models) * per_model - len(todo),
+                            total=len(renderer.models) * per_model,
+                            skipped_models=[(str(p), r) for p, r in renderer.library.skipped])
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=summary.total, initial=summary.already_done, unit="img", desc="render",
+                   dynamic_ncols=True, smoothing=0.1)
+    start = time.perf_counter()
+    batch = renderer.batch_capacity
+    with ThreadPoolExecutor(max_workers=2) as pool, open(manifest_path, "a", encoding="utf-8") as manifest:
+        previous: tuple[list, list[str]] | None = None
+
+        def finish(batch_files: list, lines: list[str]) -> None:
+            for f in batch_files:  # images first, then their manifest lines: a listed image exists
+                f.result()
+            manifest.write("\n".join(lines) + "\n")
+            manifest.flush()
+            summary.rendered += len(lines)
+            if bar is not None:
+                bar.update(len(lines))
+
+        for i in range(0, len(todo), batch):
+            specs = todo[i:i + batch]
+            params = renderer.params(specs)
+            images = renderer.render(specs, params=params)
+            files, lines = [], []
+            for j, spec in enumerate(specs):
+                model = renderer.models[spec.model]
+                rel = image_name(model.label, model.ref.name, spec.index)
+                files.append(pool.submit(save_png, out / rel, images[j]))
+                lines.append(json.dumps({
+                    "path": rel, "class": model.label, "model": model.key,
+                    "model_file": str(model.ref.path), "seed": renderer.config.seed, "index": spec.index,
+                    "params": params.row(j),
+                }))
+            if previous is not None:  # the last batch's PNGs were encoded while this one rendered
+                finish(*previous)
+            previous = (files, lines)
+        if previous is not None:
+            finish(*previous)
+    summary.seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    entries = {e["path"]: e for e in read_manifest(manifest_path)}
+    ordered = sorted(entries.values(), key=lambda e: (e["class"], e["model"], e["index"]))
+    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in ordered))
+    return summary

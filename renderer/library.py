@@ -1,0 +1,82 @@
+"""A models folder, loaded: every usable model with its label, and every skipped file with its reason."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .meshes import MeshData, ModelLoadError, ModelRef, discover_models, load_mesh
+
+
+def report(message: str) -> None:
+    """One line to stderr, above any tqdm bar."""
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        print(message, file=sys.stderr)
+
+
+@dataclass
+class Model:
+    ref: ModelRef
+    mesh: MeshData
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
+
+    @property
+    def label(self) -> str:
+        return self.ref.label
+
+
+@dataclass
+class ModelLibrary:
+    root: Path
+    models: list[Model]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({m.label for m in self.models})
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    @classmethod
+    def load(
+        cls,
+        root: Path,
+        on_skip: Callable[[str], None] = report,
+        classes: list[str] | None = None,
+    ) -> ModelLibrary:
+        """Load every model under `root`; each unusable file is reported once and skipped.
+
+        Raises ModelLoadError when nothing under `root` could be loaded.
+        """
+        root = Path(root)
+        refs, skipped = discover_models(root)
+        if classes is not None:
+            refs = [r for r in refs if r.label in classes]
+        for path, reason in skipped:
+            on_skip(f"skipped {path}: {reason}")
+        models = []
+        for ref in refs:
+            try:
+                mesh = load_mesh(ref.path)
+            except ModelLoadError as exc:
+                skipped.append((exc.path, exc.reason))
+                on_skip(f"skipped {exc.path}: {exc.reason}")
+                continue
+            for note in mesh.warnings:
+                on_skip(f"warning {ref.path}: {note}")
+            models.append(Model(ref, mesh))
+        if not models:
+            where = f"{len(refs)} candidate file(s), all skipped" if refs else "no model files found"
+            raise ModelLoadError(root, f"no loadable model in models folder ({where}); "
+                                       "expected MODELS/<class>/<model file or folder>")
+        return cls(root=root, models=models, skipped=skipped)

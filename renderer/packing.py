@@ -1,0 +1,129 @@
+"""Turning a batch's ParamTable into the per-instance rows and light blocks the shaders read.
+
+Layout (floats per sample, in draw order), read by the VAOs with byte-skipping formats:
+    0  mvp (column-major mat4)          28 texture: mode, kind, image layer, scale
+    16 view rows [R|t] (3 x vec4)        32 colour 1 (linear), specular
+                                         36 colour 2 (linear), shininess
+                                         40 stripe direction, has UVs
+                                         44 cell, slot, -, -
+    48 background: mode, layer, angle, noise scale
+    52 colour 1 (sRGB), noise offset     56 colour 2 (sRGB), cell
+    60 crop u0 v0 u1 v1
+    64 post row 0, 68 post row 1 (source <- destination affine about the cell centre)
+    72 contrast, illumination, cell, -
+Lights (uniform block, vec4 x 9 per sample): 4 directions, 4 colours, ambient (w = count).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .camera import eye_distance, projection_matrices, view_matrices
+from .sampling import MAX_LIGHTS, MAX_OCCLUDERS, ParamTable
+
+SAMPLE_FLOATS = 76
+LIGHT_VEC4S = 2 * MAX_LIGHTS + 1
+OCCLUDER_FLOATS = 16 + 12 + 4 + 4
+
+
+def srgb_to_linear(c) -> np.ndarray:
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def augment_matrices(t: ParamTable) -> np.ndarray:
+    """(B, 2, 3) source <- destination affines in cell units about the centre: crop . shear . mirror."""
+    b = len(t)
+    m = np.zeros((b, 3, 3))
+    side, ox, oy = t["aug_crop"][:, 0], t["aug_crop"][:, 1], t["aug_crop"][:, 2]
+    sign = np.where(t["aug_mirror"], -1.0, 1.0)
+    sh = np.tan(np.radians(t["aug_shear"]))
+    # crop @ shear @ mirror, multiplied out
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = side * sign, side * sh, ox
+    m[:, 1, 1], m[:, 1, 2] = side, oy
+    m[:, 2, 2] = 1.0
+    return m[:, :2]
+
+
+def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(instance rows (B, SAMPLE_FLOATS), light blocks (B, LIGHT_VEC4S, 4), occluder rows (K, ...))."""
+    b = len(t)
+    rows = np.zeros((b, SAMPLE_FLOATS), np.float32)
+    view = view_matrices(t["cam_azimuth"], t["cam_elevation"], t["cam_distance"], t["cam_roll"], t["cam_fov"])
+    proj = projection_matrices(t["cam_distance"], t["cam_fov"], t["cam_jitter"])
+    rows[:, 0:16] = np.transpose(proj @ view, (0, 2, 1)).reshape(b, 16)
+    rows[:, 16:28] = view[:, :3, :].reshape(b, 12)
+    rows[:, 28] = t["tex_mode"]
+    rows[:, 29] = t["tex_kind"]
+    rows[:, 30] = t["tex_image"]
+    rows[:, 31] = t["tex_scale"]
+    rows[:, 32:35] = srgb_to_linear(t["tex_color1"])
+    rows[:, 35] = t["specular"]
+    rows[:, 36:39] = srgb_to_linear(t["tex_color2"])
+    rows[:, 39] = t["shininess"]
+    rows[:, 40:43] = t["tex_dir"]
+    rows[:, 43] = has_uvs
+    rows[:, 44] = cells
+    rows[:, 45] = np.arange(b)  # slot: index into the light block
+    rows[:, 48] = t["bg_mode"]
+    rows[:, 49] = t["bg_image"]
+    rows[:, 50] = t["bg_angle"]
+    rows[:, 51] = t["bg_noise"]
+    rows[:, 52:55] = t["bg_color1"]
+    rows[:, 55] = (t["bg_angle"] * 97.0) % 101.0  # noise offset: every noise background differs
+    rows[:, 56:59] = t["bg_color2"]
+    rows[:, 59] = cells
+    rows[:, 60:64] = t["bg_crop"]
+    # GL rows run bottom-up while images run top-down: conjugate the affine by a y flip
+    m = augment_matrices(t)
+    flip = np.array([1.0, -1.0])
+    lin = m[:, :, :2] * flip[None, :, None] * flip[None, None, :]
+    off = m[:, :, 2] * flip[None, :]
+    rows[:, 64:66], rows[:, 66] = lin[:, 0], off[:, 0]
+    rows[:, 68:70], rows[:, 70] = lin[:, 1], off[:, 1]
+    rows[:, 72] = t["aug_contrast"]
+    rows[:, 73] = t["aug_illum"]
+    rows[:, 74] = cells
+
+    lights = np.zeros((b, LIGHT_VEC4S, 4), np.float32)
+    d = t["light_dir"]
+    lights[:, :MAX_LIGHTS, :3] = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
+    lights[:, MAX_LIGHTS:2 * MAX_LIGHTS, :3] = t["light_col"]
+    lights[:, -1, :3] = t["ambient"]
+    lights[:, -1, 3] = t["n_lights"]
+    return rows, lights, _occluders(t, proj, cells)
+
+
+def _occluders(t: ParamTable, proj: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """One row per occluder, placed in view space in front of the model (slot = row of t)."""
+    n = t["n_occluders"]
+    active = np.arange(MAX_OCCLUDERS)[None, :] < n[:, None]
+    slot, j = np.nonzero(active)
+    k = len(slot)
+    out = np.zeros((k, OCCLUDER_FLOATS), np.float32)
+    if k == 0:
+        return out
+    dist, fov = t["cam_distance"][slot], t["cam_fov"][slot]
+    z = t["occ_depth"][slot, j] * eye_distance(dist, fov)
+    # view-space units per NDC unit at depth z, scaled to the model's projected radius
+    scale = z * np.tan(np.radians(fov) / 2.0) / dist
+    ang = t["occ_angle"][slot, j]
+    c, s = np.cos(ang), np.sin(ang)
+    hx, hy = t["occ_half"][slot, j, 0] * scale, t["occ_half"][slot, j, 1] * scale
+    model = np.zeros((k, 4, 4))
+    model[:, 0, 0], model[:, 0, 1] = c * hx, -s * hy
+    model[:, 1, 0], model[:, 1, 1] = s * hx, c * hy
+    model[:, 2, 2] = 0.05 * scale
+    model[:, 0, 3] = t["occ_centre"][slot, j, 0] * scale
+    model[:, 1, 3] = t["occ_centre"][slot, j, 1] * scale
+    model[:, 2, 3] = -z
+    model[:, 3, 3] = 1.0
+    out[:, 0:16] = np.transpose(proj[slot] @ model, (0, 2, 1)).reshape(k, 16)
+    normal = np.transpose(np.linalg.inv(model[:, :3, :3]), (0, 2, 1))
+    out[:, 16:28] = np.concatenate([normal, np.zeros((k, 3, 1))], axis=2).reshape(k, 12)
+    out[:, 28:31] = t["occ_color"][slot, j]
+    out[:, 31] = t["occ_pattern"][slot, j]
+    out[:, 32] = cells[slot]
+    out[:, 33] = slot
+    out[:, 34] = 3.0
+    return out

@@ -1,0 +1,67 @@
+"""Headless OpenGL context through EGL (Mesa llvmpipe on CPU, the NVIDIA driver on GPU)."""
+
+from __future__ import annotations
+
+import os
+
+import moderngl
+
+GL_VERSION = 430  # SSBOs carry the per-sample parameters of a batch
+
+EGL_HELP = (
+    "no headless OpenGL (EGL) context could be created: {reason}. "
+    "On Debian/Ubuntu install Mesa's EGL: apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri"
+)
+
+
+class PlatformError(RuntimeError):
+    """The machine cannot give us a headless GL context."""
+
+
+def visible_devices() -> list[int] | None:
+    """GPU indices this process may use, from CUDA_VISIBLE_DEVICES (None when unset)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        return None
+
+
+def create_context(device: int | None = None) -> moderngl.Context:
+    """A standalone EGL context; `device` picks one EGL device (GPU index) when several exist.
+
+    On a machine without a GPU the only device is Mesa's software rasteriser, so any index
+    falls back to it rather than failing: a render job written for a GPU box still runs here.
+    """
+    kwargs: dict = {"standalone": True, "backend": "egl", "require": GL_VERSION}
+    if device is not None:
+        kwargs["device_index"] = int(device)
+    try:
+        ctx = moderngl.create_context(**kwargs)
+    except Exception as exc:  # glcontext raises plain Exceptions with driver text
+        if device is not None:
+            try:
+                kwargs.pop("device_index")
+                ctx = moderngl.create_context(**kwargs)
+            except Exception:
+                raise PlatformError(EGL_HELP.format(reason=_first_line(exc))) from None
+        else:
+            raise PlatformError(EGL_HELP.format(reason=_first_line(exc))) from None
+    return ctx
+
+
+def describe(ctx: moderngl.Context) -> str:
+    info = ctx.info
+    return f"{info.get('GL_RENDERER', '?')} (GL {info.get('GL_VERSION', '?')})"
+
+
+def is_software(ctx: moderngl.Context) -> bool:
+    renderer = str(ctx.info.get("GL_RENDERER", "")).lower()
+    return "llvmpipe" in renderer or "softpipe" in renderer or "swrast" in renderer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

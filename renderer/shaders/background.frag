@@ -1,0 +1,27 @@
+uniform sampler2DArray u_backgrounds;
+
+in vec2 v_local;
+flat in vec4 v_info;
+flat in vec4 v_a;
+flat in vec3 v_b;
+flat in vec4 v_crop;
+
+layout(location = 0) out vec4 f_color;
+layout(location = 1) out vec4 f_mask;
+
+void main() {
+    int mode = int(v_info.x);
+    vec3 c;
+    if (mode == 0) {
+        c = v_a.rgb;
+    } else if (mode == 1) {
+        float t = dot(v_local - 0.5, vec2(cos(v_info.z), sin(v_info.z))) * 1.41421 + 0.5;
+        c = mix(v_a.rgb, v_b, clamp(t, 0.0, 1.0));
+    } else if (mode == 2) {
+        c = mix(v_a.rgb, v_b, smoothstep(0.25, 0.75, fbm(vec3(v_local * v_info.w, v_a.w))));
+    } else {
+        c = texture(u_backgrounds, vec3(mix(v_crop.xy, v_crop.zw, v_local), v_info.y)).rgb;
+    }
+    f_color = vec4(c, 1.0);
+    f_mask = vec4(0.0);
+}

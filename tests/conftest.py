@@ -1,0 +1,71 @@
+"""Shared fixtures: the real data folder, one GL context, the embedded default models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("MIXREAL_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def require_data(*parts: str) -> Path:
+    """A path under MIXREAL_DATA; skipped when absent locally, a failure under CI."""
+    path = data_root().joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing: CI must provide the shared data (MIXREAL_DATA)")
+        pytest.skip(f"{path} not present (set MIXREAL_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """The default models are built once per test session, in a private cache."""
+    old = os.environ.get("MIXREAL_CACHE")
+    os.environ["MIXREAL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("MIXREAL_CACHE", None)
+    else:
+        os.environ["MIXREAL_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def gl():
+    from renderer import create_context
+
+    ctx = create_context()
+    yield ctx
+    ctx.release()
+
+
+@pytest.fixture(scope="session")
+def default_models(_private_cache) -> Path:
+    from assets import build_default_models
+
+    return build_default_models()
+
+
+@pytest.fixture(scope="session")
+def default_library(default_models):
+    from renderer import ModelLibrary
+
+    return ModelLibrary.load(default_models, on_skip=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def shared_meshes() -> Path:
+    return require_data("meshes")
+
+
+@pytest.fixture(scope="session")
+def shared_library(shared_meshes):
+    from renderer import ModelLibrary
+
+    return ModelLibrary.load(shared_meshes, on_skip=lambda m: None)

@@ -1,0 +1,122 @@
+"""`mixreal render` and `mixreal preview` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli import main
+from tests.conftest import REPO, require_data
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.png"))}
+
+
+def test_render_writes_images_and_manifest(default_models, tmp_path):
+    out = tmp_path / "out"
+    result = _run("render", "--models", str(default_models), "--per-model", "3", "--size", "32",
+                  "--out", str(out), "--quiet", "--seed", "5")
+    assert result.exit_code == 0, result.output
+    files = _files(out)
+    assert len(files) == 27 * 3
+    assert "car/car_0_2.png" in files
+    assert Image.open(out / "car" / "car_0_2.png").size == (32, 32)
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(entries) == len(files)
+    e = next(e for e in entries if e["path"] == "car/car_0_2.png")
+    assert e["class"] == "car" and e["model"] == "car/car_0" and e["index"] == 2 and e["seed"] == 5
+    for group in ("texture", "lighting", "background", "camera", "occluders", "augment2d"):
+        assert group in e["params"]
+    assert "81 images rendered" in result.output
+
+
+def test_rerun_resumes_and_changed_settings_are_refused(default_models, tmp_path):
+    out = tmp_path / "out"
+    def args(per_model: int = 2) -> list[str]:
+        return ["render", "--models", str(default_models), "--per-model", str(per_model), "--size", "32",
+                "--out", str(out), "--quiet"]
+
+    assert _run(*args()).exit_code == 0
+    first = _files(out)
+    (out / "car" / "car_1_1.png").unlink()
+    again = _run(*args())
+    assert "1 images rendered, 53 already there" in again.output
+    assert _files(out) == first
+    bigger = _run(*args(4))  # a larger --per-model extends the same set
+    assert bigger.exit_code == 0 and "54 images rendered, 54 already there" in bigger.output
+    other = CliRunner().invoke(main, [*args(), "--seed", "9"])
+    assert other.exit_code != 0
+    assert "other settings (seed)" in other.output and len(other.output.strip().splitlines()) == 1
+
+
+def test_killed_render_resumes_to_identical_files(tmp_path):
+    """SIGKILL in the middle of a render, then the same command: same files as one clean run."""
+    models = require_data("meshes")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-m", "cli", "render", "--models", str(models), "--classes", "car,truck,horse",
+            "--per-model", "40", "--size", "48", "--batch-size", "32", "--quiet"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    subprocess.run([*args, "--out", str(clean)], check=True, env=env, cwd=REPO)
+    proc = subprocess.Popen([*args, "--out", str(killed)], env=env, cwd=REPO)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(killed.rglob("*.png"))) < 60:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(list(killed.rglob("*.png")))
+    assert 0 < partial < 14 * 40, "the kill should land mid-render"
+    subprocess.run([*args, "--out", str(killed)], check=True, env=env, cwd=REPO)
+    assert _files(killed) == _files(clean)
+    assert (killed / "manifest.jsonl").read_text() == (clean / "manifest.jsonl").read_text()
+    assert not list(killed.rglob("*.tmp"))
+
+
+def test_bad_models_are_skipped_and_the_render_goes_on(tmp_path):
+    bad = require_data("bad-meshes")
+    result = CliRunner().invoke(main, ["render", "--models", str(bad), "--per-model", "2", "--size", "32",
+                                       "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "2 images rendered" in result.output and "4 files skipped" in result.output
+    for name in ("empty.obj", "truncated.glb", "garbage.ply", "kenney_sedan_meshopt.glb"):
+        assert sum(name in line and line.startswith("skipped") for line in result.output.splitlines()) == 1
+    assert (tmp_path / "o" / "car" / "missing_texture_1.png").is_file()
+
+
+def test_empty_or_missing_models_folder_fails_cleanly(tmp_path):
+    (tmp_path / "models" / "car").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["render", "--models", str(tmp_path / "models"), "--out",
+                                       str(tmp_path / "o")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "no loadable model" in lines[0]
+    assert "Traceback" not in result.output
+    bad = CliRunner().invoke(main, ["render", "--variations", "texture,glitter", "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 1 and "unknown variation glitter" in bad.output
+
+
+def test_preview_has_a_row_per_variation(default_models, tmp_path):
+    out = tmp_path / "grid.png"
+    result = _run("preview", "--models", str(default_models), "--size", "48", "--per-row", "5", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    im = Image.open(out)
+    # label column + 5 images; 8 rows (none, six variations, all) under a header
+    assert im.size == (110 + 5 * 50, 8 * 50 + 18)
+
+
+@pytest.mark.parametrize("cmd", ["render", "preview"])
+def test_help(cmd):
+    assert "--models" in _run(cmd, "--help").output
