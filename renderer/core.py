@@ -16,7 +16,7 @@ import moderngl
 import numpy as np
 
 from .library import Model, ModelLibrary, report
-from .lod import LevelOfDetail, build_lods
+from .lod import LevelOfDetail, SilhouetteCheck, build_lods
 from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
 from .platform import create_context
 from .sampling import MAX_OCCLUDERS, ImageCounts, ParamTable, draw_params
@@ -63,12 +63,41 @@ class SampleSpec:
     index: int
 
 
-def _program(ctx: moderngl.Context, vert: str, frag: str) -> moderngl.Program:
+def _attributes(program: moderngl.Program, buffer: moderngl.Buffer, fmt: str, names) -> tuple:
+    """A VAO binding that skips (as padding) attributes the shader compiler removed as unused."""
+    tokens = fmt.split()
+    divisor = ""
+    if tokens[-1].endswith("/i"):
+        tokens[-1], divisor = tokens[-1][:-2], "/i"
+    out, kept, names = [], [], list(names)
+    for tok in tokens:
+        if tok.endswith("x"):
+            out.append(tok)
+            continue
+        name = names.pop(0)
+        count, kind = (tok.split("f") + [""])[:2]
+        nbytes = int(count or 1) * (1 if kind == "1" else 4)
+        if name in program:
+            out.append(tok)
+            kept.append(name)
+        else:
+            out.append(f"{nbytes}x")
+    return (buffer, " ".join(out) + divisor, *kept)
+
+
+def _program(ctx: moderngl.Context, vert: str, frag: str, defines: tuple = ()) -> moderngl.Program:
     def src(name: str) -> str:
         return resources.files("renderer").joinpath("shaders", name).read_text()
 
-    header = f"#version 430\n#define MAX_BATCH {MAX_BATCH}\n" + src("common.glsl")
+    lines = [f"#define {k} {int(v)}" for k, v in (("MAX_BATCH", MAX_BATCH), *defines)]
+    header = "#version 430\n" + "\n".join(lines) + "\n" + src("common.glsl")
     return ctx.program(vertex_shader=header + src(vert), fragment_shader=header + src(frag))
+
+
+def _object_variant(mode: int, kind: int, has_uvs: bool, has_texture: bool) -> tuple:
+    """The compile-time switches of the object shader one sample needs."""
+    return (("TEXTURE_MODE", mode), ("PATTERN", kind if mode == 2 else 0),
+            ("MODEL_TEXTURE", mode == 0 and has_texture), ("TRIPLANAR", mode == 3 and not has_uvs))
 
 
 def _cube() -> tuple[np.ndarray, np.ndarray]:
@@ -85,13 +114,24 @@ def _cube() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(verts, np.float32), np.asarray(idx, np.uint32)
 
 
-class _GpuModel:
-    """A model's geometry (each level of detail) and textures, uploaded once."""
+def _runs(keys: list) -> list[tuple[object, list[int]]]:
+    """(key, positions) for each run of equal consecutive keys."""
+    out: list[tuple[object, list[int]]] = []
+    for i, k in enumerate(keys):
+        if out and out[-1][0] == k:
+            out[-1][1].append(i)
+        else:
+            out.append((k, [i]))
+    return out
 
-    def __init__(self, ctx: moderngl.Context, program: moderngl.Program, instances: moderngl.Buffer,
-                 model: Model, lods: list[LevelOfDetail], blank: moderngl.TextureArray):
-        self.levels: list[tuple[int, moderngl.VertexArray, int]] = []
-        self._buffers = []
+
+class _GpuModel:
+    """A model's geometry (each level of detail) and textures, uploaded once; VAOs made per program."""
+
+    def __init__(self, ctx: moderngl.Context, instances: moderngl.Buffer, model: Model,
+                 lods: list[LevelOfDetail], blank: moderngl.TextureArray):
+        self.ctx, self.instances = ctx, instances
+        self.levels: list[tuple[int, moderngl.Buffer, moderngl.Buffer, int]] = []
         for lod in lods:
             m = lod.mesh
             vertices = np.empty(len(m.positions), dtype=[("p", "f4", 3), ("n", "f4", 3), ("uv", "f4", 2),
@@ -101,16 +141,10 @@ class _GpuModel:
             vertices["c"][:, 3] = np.clip(m.layers + 1, 0, 255).astype(np.uint8)  # alpha carries the layer
             vbo = ctx.buffer(vertices.tobytes())
             ibo = ctx.buffer(np.ascontiguousarray(m.indices, dtype=np.uint32).tobytes())
-            vao = ctx.vertex_array(
-                program,
-                [(vbo, "3f 3f 2f 4f1", "in_pos", "in_normal", "in_uv", "in_color"),
-                 (instances, _OBJECT_INSTANCE[0], *_OBJECT_INSTANCE[1])],
-                index_buffer=ibo,
-                index_element_size=4,
-            )
-            self.levels.append((lod.max_size, vao, int(m.indices.size)))
-            self._buffers += [vbo, ibo]
+            self.levels.append((lod.max_size, vbo, ibo, int(m.indices.size)))
+        self._vaos: dict[tuple[int, int], moderngl.VertexArray] = {}
         tex = model.mesh.textures
+        self.has_texture = bool(tex)
         if tex:
             s = tex[0].shape[0]
             self.texture = ctx.texture_array((s, s, len(tex)), 4, np.stack(tex).tobytes())
@@ -121,11 +155,29 @@ class _GpuModel:
             self.texture = blank
         self.has_uvs = model.mesh.has_uvs
 
-    def level(self, size: int) -> tuple[moderngl.VertexArray, int]:
-        for max_size, vao, count in self.levels:
+    def level(self, size: int) -> int:
+        for i, (max_size, *_) in enumerate(self.levels):
             if size <= max_size:
-                return vao, count
-        return self.levels[-1][1], self.levels[-1][2]
+                return i
+        return len(self.levels) - 1
+
+    def index_count(self, level: int) -> int:
+        return self.levels[level][3]
+
+    def vao(self, level: int, program: moderngl.Program) -> moderngl.VertexArray:
+        key = (level, program.glo)
+        vao = self._vaos.get(key)
+        if vao is None:
+            _, vbo, ibo, _ = self.levels[level]
+            vao = self.ctx.vertex_array(
+                program,
+                [_attributes(program, vbo, "3f 3f 2f 4f1", ("in_pos", "in_normal", "in_uv", "in_color")),
+                 _attributes(program, self.instances, *_OBJECT_INSTANCE)],
+                index_buffer=ibo,
+                index_element_size=4,
+            )
+            self._vaos[key] = vao
+        return vao
 
 
 class Renderer:
@@ -141,10 +193,7 @@ class Renderer:
         self.config = config
         self.ctx = ctx or create_context(config.device)
         ctx = self.ctx
-        self._object = _program(ctx, "object.vert", "object.frag")
-        self._background = _program(ctx, "background.vert", "background.frag")
-        self._occluder = _program(ctx, "occluder.vert", "occluder.frag")
-        self._post = _program(ctx, "post.vert", "post.frag")
+        self._programs: dict[tuple, moderngl.Program] = {}
         self._blank = ctx.texture_array((1, 1, 1), 4, bytes([255, 255, 255, 255]))
         self._textures = self._image_array(config.variations.texture.image_dir, "textures",
                                            config.texture_image_size, repeat=True)
@@ -160,30 +209,31 @@ class Renderer:
         self._instances = ctx.buffer(reserve=cap * SAMPLE_FLOATS * 4, dynamic=True)
         self._lights = ctx.buffer(reserve=MAX_BATCH * LIGHT_VEC4S * 16, dynamic=True)
         self._occ_buf = ctx.buffer(reserve=cap * MAX_OCCLUDERS * OCCLUDER_FLOATS * 4, dynamic=True)
-        self._commands = ctx.buffer(reserve=cap * 20, dynamic=True)
+        self._bg_instances = ctx.buffer(reserve=cap * SAMPLE_FLOATS * 4, dynamic=True)
+        self._commands = ctx.buffer(reserve=(cap + 2) * 20, dynamic=True)  # indexed draws
+        self._array_commands = ctx.buffer(reserve=4 * 20, dynamic=True)  # background quads
         quad = ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], np.float32).tobytes())
-        self._bg_vao = ctx.vertex_array(self._background, [
-            (quad, "2f", "in_corner"), (self._instances, _BACKGROUND_INSTANCE[0], *_BACKGROUND_INSTANCE[1])])
-        self._post_vao = ctx.vertex_array(self._post, [
-            (quad, "2f", "in_corner"), (self._instances, _POST_INSTANCE[0], *_POST_INSTANCE[1])])
+        self._bg_vaos = []
+        for mode in range(4):
+            prog = self._program("background.vert", "background.frag", (("BG_MODE", mode),))
+            self._bg_vaos.append(ctx.vertex_array(prog, [
+                (quad, "2f", "in_corner"), _attributes(prog, self._bg_instances, *_BACKGROUND_INSTANCE)]))
+        post = self._program("post.vert", "post.frag")
+        self._post_vao = ctx.vertex_array(post, [(quad, "2f", "in_corner"),
+                                                 _attributes(post, self._instances, *_POST_INSTANCE)])
         cv, ci = _cube()
-        self._occ_vao = ctx.vertex_array(
-            self._occluder,
-            [(ctx.buffer(cv.tobytes()), "3f 3f", "in_pos", "in_normal"),
-             (self._occ_buf, _OCCLUDER_INSTANCE[0], *_OCCLUDER_INSTANCE[1])],
-            index_buffer=ctx.buffer(ci.tobytes()), index_element_size=4)
+        cube_vbo, cube_ibo = ctx.buffer(cv.tobytes()), ctx.buffer(ci.tobytes())
+        self._occ_vaos = []
+        for patterned in (0, 1):
+            prog = self._program("occluder.vert", "occluder.frag", (("PATTERNED", patterned),))
+            self._occ_vaos.append(ctx.vertex_array(
+                prog,
+                [(cube_vbo, "3f 3f", "in_pos", "in_normal"), _attributes(prog, self._occ_buf, *_OCCLUDER_INSTANCE)],
+                index_buffer=cube_ibo, index_element_size=4))
+        self._cube_indices = len(ci)
         self._gpu: dict[int, _GpuModel] = {}
+        self._check: SilhouetteCheck | None = None
         self._make_framebuffers()
-        for prog in (self._object, self._background, self._occluder, self._post):
-            prog["u_grid"].value = self._grid
-        for prog in (self._object, self._occluder):
-            prog["Lights"].binding = 0
-        self._object["u_model_tex"].value = 0
-        self._object["u_images"].value = 1
-        self._background["u_backgrounds"].value = 2
-        self._post["u_src"].value = 3
-        self._post["u_src_mask"].value = 4
-        self._post["u_cell_px"].value = float(config.size)
 
     # ------------------------------------------------------------------ public
 
@@ -290,12 +340,36 @@ class Renderer:
             depth_attachment=self.ctx.depth_renderbuffer((w, h)) if depth else None,
         )
 
+    def _program(self, vert: str, frag: str, defines: tuple = ()) -> moderngl.Program:
+        """Compiled once per set of switches, with its uniforms and texture units set."""
+        key = (vert, frag, defines)
+        prog = self._programs.get(key)
+        if prog is None:
+            prog = _program(self.ctx, vert, frag, defines)
+            units = {"u_model_tex": 0, "u_images": 1, "u_backgrounds": 2, "u_src": 3, "u_src_mask": 4}
+            for name, unit in units.items():
+                if name in prog:
+                    prog[name].value = unit
+            if "u_grid" in prog:
+                prog["u_grid"].value = self._grid
+            if "u_cell_px" in prog:
+                prog["u_cell_px"].value = float(self.config.size)
+            if "Lights" in prog:
+                prog["Lights"].binding = 0
+            self._programs[key] = prog
+        return prog
+
     def _gpu_model(self, i: int) -> _GpuModel:
         g = self._gpu.get(i)
         if g is None:
             model = self.models[i]
-            lods = build_lods(model.mesh) if self.config.lod else [LevelOfDetail(MAX_SIZE, model.mesh)]
-            g = _GpuModel(self.ctx, self._object, self._instances, model, lods, self._blank)
+            if self.config.lod:
+                if self._check is None:
+                    self._check = SilhouetteCheck(self.ctx)
+                lods = build_lods(model.mesh, self.config.size, self._check)
+            else:
+                lods = [LevelOfDetail(MAX_SIZE, model.mesh)]
+            g = _GpuModel(self.ctx, self._instances, model, lods, self._blank)
             self._gpu[i] = g
         return g
 
@@ -304,28 +378,41 @@ class Renderer:
     def _render_batch(self, models: list[int], cells: np.ndarray, table: ParamTable, masks: bool):
         ctx, s = self.ctx, self.config.size
         n = len(models)
-        order = np.argsort(np.asarray(models), kind="stable")  # slot -> position in the batch
-        slot_models = [models[j] for j in order]
-        gpus = [self._gpu_model(m) for m in slot_models]
+        gpus = [self._gpu_model(m) for m in models]
+        variants = [_object_variant(int(table["tex_mode"][j]), int(table["tex_kind"][j]), gpus[j].has_uvs,
+                                    gpus[j].has_texture) for j in range(n)]
+        # slots: the batch sorted so that each (model, shader variant) is one instanced draw
+        order = np.array(sorted(range(n), key=lambda j: (models[j], variants[j])), dtype=np.int64)
         rows, lights, occ = pack(table.take(order), cells=cells[order],
-                                 has_uvs=np.array([g.has_uvs for g in gpus]))
+                                 has_uvs=np.array([gpus[j].has_uvs for j in order]))
         self._instances.write(rows.tobytes())
         self._lights.write(lights.tobytes())
         self._lights.bind_to_uniform_block(0)
 
-        # one indirect command per model: count, instances, first index, base vertex, base instance
-        groups: list[tuple[_GpuModel, moderngl.VertexArray]] = []
-        commands = []
-        start = 0
-        while start < n:
-            end = start
-            while end < n and slot_models[end] == slot_models[start]:
-                end += 1
-            vao, count = gpus[start].level(s)
-            groups.append((gpus[start], vao))
-            commands.append((count, end - start, 0, 0, start))
-            start = end
+        # indirect commands (count, instances, first index, base vertex, base instance): one per
+        # (model, variant) group, then one per occluder style
+        draws, commands = [], []
+        for (_, variant), slots in _runs([(models[j], variants[j]) for j in order]):
+            gpu = gpus[order[slots[0]]]
+            level = gpu.level(s)
+            prog = self._program("object.vert", "object.frag", variant)
+            draws.append((gpu.texture, gpu.vao(level, prog)))
+            commands.append((gpu.index_count(level), len(slots), 0, 0, slots[0]))
+        occ_draws = []
+        if len(occ):
+            occ = occ[np.argsort(occ[:, 31], kind="stable")]
+            for patterned, idx in _runs([int(p) for p in occ[:, 31]]):
+                occ_draws.append((len(commands), self._occ_vaos[patterned]))
+                commands.append((self._cube_indices, len(idx), 0, 0, idx[0]))
+            self._occ_buf.write(occ.tobytes())
         self._commands.write(np.asarray(commands, np.uint32).tobytes())
+        bg_order = np.argsort(rows[:, 48], kind="stable")
+        self._bg_instances.write(rows[bg_order].tobytes())
+        bg_draws, bg_commands = [], []
+        for mode, idx in _runs([int(m) for m in rows[bg_order, 48]]):
+            bg_draws.append((len(bg_commands), self._bg_vaos[mode]))
+            bg_commands.append((4, len(idx), 0, idx[0], 0))  # moderngl strides commands by 20 bytes
+        self._array_commands.write(np.asarray(bg_commands, np.uint32).tobytes())
 
         cols = self._grid[0]
         row_lo, row_hi = int(cells.min()) // cols, int(cells.max()) // cols + 1
@@ -338,17 +425,17 @@ class Renderer:
             ctx.enable_direct(CLIP_DISTANCE0 + i)
         ctx.depth_func = "<"
         self._textures.use(1)
-        for g, (gpu, vao) in enumerate(groups):
-            gpu.texture.use(0)
+        for g, (texture, vao) in enumerate(draws):
+            texture.use(0)
             vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
-        if len(occ):
-            self._occ_buf.write(occ.tobytes())
-            self._occ_vao.render(moderngl.TRIANGLES, instances=len(occ))
+        for g, vao in occ_draws:
+            vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
         for i in range(4):
             ctx.disable_direct(CLIP_DISTANCE0 + i)
         ctx.depth_func = "<="
         self._backgrounds.use(2)
-        self._bg_vao.render(moderngl.TRIANGLE_STRIP, instances=n)
+        for g, vao in bg_draws:
+            vao.render_indirect(self._array_commands, moderngl.TRIANGLE_STRIP, count=1, first=g)
         ctx.disable(moderngl.DEPTH_TEST)
         if self._resolved is not self._main:
             ctx.copy_framebuffer(self._resolved, self._main)

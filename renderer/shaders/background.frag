@@ -1,3 +1,4 @@
+// Specialised by BG_MODE (see object.frag for why).
 uniform sampler2DArray u_backgrounds;
 
 in vec2 v_local;
@@ -10,18 +11,16 @@ layout(location = 0) out vec4 f_color;
 layout(location = 1) out vec4 f_mask;
 
 void main() {
-    int mode = int(v_info.x);
-    vec3 c;
-    if (mode == 0) {
-        c = v_a.rgb;
-    } else if (mode == 1) {
-        float t = dot(v_local - 0.5, vec2(cos(v_info.z), sin(v_info.z))) * 1.41421 + 0.5;
-        c = mix(v_a.rgb, v_b, clamp(t, 0.0, 1.0));
-    } else if (mode == 2) {
-        c = mix(v_a.rgb, v_b, smoothstep(0.25, 0.75, fbm(vec3(v_local * v_info.w, v_a.w))));
-    } else {
-        c = texture(u_backgrounds, vec3(mix(v_crop.xy, v_crop.zw, v_local), v_info.y)).rgb;
-    }
+#if BG_MODE == 0
+    vec3 c = v_a.rgb;
+#elif BG_MODE == 1
+    float t = dot(v_local - 0.5, vec2(cos(v_info.z), sin(v_info.z))) * 1.41421 + 0.5;
+    vec3 c = mix(v_a.rgb, v_b, clamp(t, 0.0, 1.0));
+#elif BG_MODE == 2
+    vec3 c = mix(v_a.rgb, v_b, smoothstep(0.25, 0.75, fbm(vec3(v_local * v_info.w, v_a.w))));
+#else
+    vec3 c = texture(u_backgrounds, vec3(mix(v_crop.xy, v_crop.zw, v_local), v_info.y)).rgb;
+#endif
     f_color = vec4(c, 1.0);
     f_mask = vec4(0.0);
 }

@@ -8,7 +8,9 @@ layout(location = 1) out vec4 f_mask;
 
 void main() {
     vec3 albedo = srgb_to_linear(v_color.rgb);
-    if (v_color.a > 0.5) albedo *= 0.35 + 0.65 * fbm(v_obj * v_scale);
+#if PATTERNED
+    albedo *= 0.35 + 0.65 * fbm(v_obj * v_scale);
+#endif
     f_color = vec4(linear_to_srgb(albedo * v_diffuse), 1.0);
     f_mask = vec4(0.5);
 }
