@@ -17,6 +17,7 @@ import numpy as np
 
 from .library import Model, ModelLibrary, report
 from .lod import LevelOfDetail, SilhouetteCheck, build_lods
+from .noise import noise_volume
 from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
 from .platform import create_context
 from .sampling import MAX_OCCLUDERS, ImageCounts, ParamTable, draw_params
@@ -29,9 +30,9 @@ ATLAS_SIDE = 4096  # px; the atlas holds (ATLAS_SIDE // size)^2 cells, at most M
 
 _OBJECT_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f 4f 4f 112x/i",
                     ("i_mvp", "i_view0", "i_view1", "i_view2", "i_tex", "i_col1", "i_col2", "i_dir", "i_cell"))
-_BACKGROUND_INSTANCE = ("192x 4f 4f 4f 4f 48x/i", ("i_bg_info", "i_bg_a", "i_bg_b", "i_bg_crop"))
-_POST_INSTANCE = ("256x 4f 4f 4f/i", ("i_post_a", "i_post_b", "i_post_c"))
-_OCCLUDER_INSTANCE = ("16f 4f 4f 4f 4f 4f/i", ("i_mvp", "i_n0", "i_n1", "i_n2", "i_color", "i_info"))
+_BACKGROUND_INSTANCE = ("192x 4f 4f 4f 4f 4f 4f 16x/i",
+                        ("i_bg_info", "i_bg_a", "i_bg_b", "i_bg_crop", "i_warp0", "i_warp1"))
+_OCCLUDER_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f/i", ("i_mvp", "i_n0", "i_n1", "i_n2", "i_color", "i_info", "i_post"))
 
 
 @dataclass
@@ -200,6 +201,9 @@ class Renderer:
         self._backgrounds = self._image_array(config.variations.background.image_dir, "backgrounds",
                                               config.background_image_size, repeat=False)
         self.counts = ImageCounts(self._textures.size[2], self._backgrounds.size[2])
+        vol = noise_volume()
+        self._noise = ctx.texture3d(vol.shape, 1, np.ascontiguousarray(vol).tobytes())
+        self._noise.repeat_x = self._noise.repeat_y = self._noise.repeat_z = True
         # The atlas layout depends on the image size only, and a sample's cell on its global index
         # only: rasterisation rounding differs (slightly) between cells, so this is what makes an
         # image bit-identical whatever the batch size, order, worker or process.
@@ -218,9 +222,6 @@ class Renderer:
             prog = self._program("background.vert", "background.frag", (("BG_MODE", mode),))
             self._bg_vaos.append(ctx.vertex_array(prog, [
                 (quad, "2f", "in_corner"), _attributes(prog, self._bg_instances, *_BACKGROUND_INSTANCE)]))
-        post = self._program("post.vert", "post.frag")
-        self._post_vao = ctx.vertex_array(post, [(quad, "2f", "in_corner"),
-                                                 _attributes(post, self._instances, *_POST_INSTANCE)])
         cv, ci = _cube()
         cube_vbo, cube_ibo = ctx.buffer(cv.tobytes()), ctx.buffer(ci.tobytes())
         self._occ_vaos = []
@@ -329,7 +330,6 @@ class Renderer:
         else:
             self._main = self._texture_fbo(w, h, depth=True)
             self._resolved = self._main
-        self._final = self._texture_fbo(w, h)
 
     def _texture_fbo(self, w: int, h: int, depth: bool = False) -> moderngl.Framebuffer:
         color = self.ctx.texture((w, h), 4)
@@ -346,14 +346,12 @@ class Renderer:
         prog = self._programs.get(key)
         if prog is None:
             prog = _program(self.ctx, vert, frag, defines)
-            units = {"u_model_tex": 0, "u_images": 1, "u_backgrounds": 2, "u_src": 3, "u_src_mask": 4}
+            units = {"u_model_tex": 0, "u_images": 1, "u_backgrounds": 2, "u_noise": 5}
             for name, unit in units.items():
                 if name in prog:
                     prog[name].value = unit
             if "u_grid" in prog:
                 prog["u_grid"].value = self._grid
-            if "u_cell_px" in prog:
-                prog["u_cell_px"].value = float(self.config.size)
             if "Lights" in prog:
                 prog["Lights"].binding = 0
             self._programs[key] = prog
@@ -425,6 +423,7 @@ class Renderer:
             ctx.enable_direct(CLIP_DISTANCE0 + i)
         ctx.depth_func = "<"
         self._textures.use(1)
+        self._noise.use(5)
         for g, (texture, vao) in enumerate(draws):
             texture.use(0)
             vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
@@ -439,14 +438,7 @@ class Renderer:
         ctx.disable(moderngl.DEPTH_TEST)
         if self._resolved is not self._main:
             ctx.copy_framebuffer(self._resolved, self._main)
-        out = self._resolved
-        if self.config.variations.augment2d.enabled:
-            self._final.use()
-            self._resolved.color_attachments[0].use(3)
-            self._resolved.color_attachments[1].use(4)
-            self._post_vao.render(moderngl.TRIANGLE_STRIP, instances=n)
-            out = self._final
-        return self._read(out, cells - row_lo * cols, region, masks)
+        return self._read(self._resolved, cells - row_lo * cols, region, masks)
 
     def _read(self, fbo: moderngl.Framebuffer, cells: np.ndarray, region: tuple, masks: bool):
         """One read-back of the rows in use, cut into the batch's cells."""

@@ -84,8 +84,12 @@ def cluster(mesh: MeshData, cells: int) -> MeshData:
 
 
 def face_budget(size: int) -> int:
-    """Faces worth drawing for a model that fills at most size x size pixels."""
-    return max(200, size * size // 8)
+    """Faces worth drawing for a model that fills at most size x size pixels.
+
+    Linear in size: what a simplification loses shows along the outline, whose length in pixels grows
+    with the size (the silhouette check at the output size has the last word).
+    """
+    return max(256, 8 * size)
 
 
 def simplify_qem(mesh: MeshData, target_faces: int) -> MeshData | None:

@@ -349,7 +349,7 @@ def _vertex_normals(g) -> np.ndarray:
 def _srgb_to_linear_rgba(c: np.ndarray) -> np.ndarray:
     out = c.copy()
     rgb = out[:, :3]
-    out[:, :3] = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    out[:, :3] = rgb * rgb  # display gamma 2, as the shaders use
     return out
 
 

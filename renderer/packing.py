@@ -5,13 +5,18 @@ Layout (floats per sample, in draw order), read by the VAOs with byte-skipping f
     16 view rows [R|t] (3 x vec4)        32 colour 1 (linear), specular
                                          36 colour 2 (linear), shininess
                                          40 stripe direction, has UVs
-                                         44 cell, slot, -, -
+                                         44 cell, slot, contrast, illumination
     48 background: mode, layer, angle, noise scale
     52 colour 1 (sRGB), noise offset     56 colour 2 (sRGB), cell
     60 crop u0 v0 u1 v1
-    64 post row 0, 68 post row 1 (source <- destination affine about the cell centre)
-    72 contrast, illumination, cell, -
+    64 source <- destination affine of the 2D augmentation, row 0 (cell units about the centre), contrast
+    68 row 1, illumination              72 unused
 Lights (uniform block, vec4 x 9 per sample): 4 directions, 4 colours, ambient (w = count).
+
+The 2D augmentation (mirror, crop, shear) is an affine map of the image. Applied to clip-space x, y it
+commutes with the perspective divide, so it is folded into each MVP: the rendered image comes out
+warped, with no resampling pass (and no resampling blur). Backgrounds, which fill their cell whatever
+the warp, sample their pattern at the inverse-mapped position instead.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from .sampling import MAX_LIGHTS, MAX_OCCLUDERS, ParamTable
 
 SAMPLE_FLOATS = 76
 LIGHT_VEC4S = 2 * MAX_LIGHTS + 1
-OCCLUDER_FLOATS = 16 + 12 + 4 + 4
+OCCLUDER_FLOATS = 16 + 12 + 4 + 4 + 4
 
 
 def srgb_to_linear(c) -> np.ndarray:
+    """Display gamma 2, as the shaders use (shaders/common.glsl)."""
     c = np.asarray(c, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return c * c
 
 
 def augment_matrices(t: ParamTable) -> np.ndarray:
@@ -51,6 +57,16 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndar
     rows = np.zeros((b, SAMPLE_FLOATS), np.float32)
     view = view_matrices(t["cam_azimuth"], t["cam_elevation"], t["cam_distance"], t["cam_roll"], t["cam_fov"])
     proj = projection_matrices(t["cam_distance"], t["cam_fov"], t["cam_jitter"])
+    # GL rows run bottom-up while images run top-down: conjugate the affine by a y flip
+    m = augment_matrices(t)
+    flip = np.array([1.0, -1.0])
+    lin = m[:, :, :2] * flip[None, :, None] * flip[None, None, :]
+    off = m[:, :, 2] * flip[None, :]
+    forward = np.linalg.inv(lin)  # destination <- source, NDC (= 2 cell units)
+    warp = np.tile(np.eye(4), (b, 1, 1))
+    warp[:, :2, :2] = forward
+    warp[:, :2, 3] = -np.einsum("bij,bj->bi", forward, 2.0 * off)
+    proj = warp @ proj
     rows[:, 0:16] = np.transpose(proj @ view, (0, 2, 1)).reshape(b, 16)
     rows[:, 16:28] = view[:, :3, :].reshape(b, 12)
     rows[:, 28] = t["tex_mode"]
@@ -65,6 +81,8 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndar
     rows[:, 43] = has_uvs
     rows[:, 44] = cells
     rows[:, 45] = np.arange(b)  # slot: index into the light block
+    rows[:, 46] = t["aug_contrast"]
+    rows[:, 47] = t["aug_illum"]
     rows[:, 48] = t["bg_mode"]
     rows[:, 49] = t["bg_image"]
     rows[:, 50] = t["bg_angle"]
@@ -74,16 +92,8 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndar
     rows[:, 56:59] = t["bg_color2"]
     rows[:, 59] = cells
     rows[:, 60:64] = t["bg_crop"]
-    # GL rows run bottom-up while images run top-down: conjugate the affine by a y flip
-    m = augment_matrices(t)
-    flip = np.array([1.0, -1.0])
-    lin = m[:, :, :2] * flip[None, :, None] * flip[None, None, :]
-    off = m[:, :, 2] * flip[None, :]
-    rows[:, 64:66], rows[:, 66] = lin[:, 0], off[:, 0]
-    rows[:, 68:70], rows[:, 70] = lin[:, 1], off[:, 1]
-    rows[:, 72] = t["aug_contrast"]
-    rows[:, 73] = t["aug_illum"]
-    rows[:, 74] = cells
+    rows[:, 64:66], rows[:, 66], rows[:, 67] = lin[:, 0], off[:, 0], t["aug_contrast"]
+    rows[:, 68:70], rows[:, 70], rows[:, 71] = lin[:, 1], off[:, 1], t["aug_illum"]
 
     lights = np.zeros((b, LIGHT_VEC4S, 4), np.float32)
     d = t["light_dir"]
@@ -126,4 +136,6 @@ def _occluders(t: ParamTable, proj: np.ndarray, cells: np.ndarray) -> np.ndarray
     out[:, 32] = cells[slot]
     out[:, 33] = slot
     out[:, 34] = 3.0
+    out[:, 36] = t["aug_contrast"][slot]
+    out[:, 37] = t["aug_illum"][slot]
     return out

@@ -6,6 +6,7 @@ flat in vec4 v_info;
 flat in vec4 v_a;
 flat in vec3 v_b;
 flat in vec4 v_crop;
+flat in vec2 v_post;
 
 layout(location = 0) out vec4 f_color;
 layout(location = 1) out vec4 f_mask;
@@ -21,6 +22,6 @@ void main() {
 #else
     vec3 c = texture(u_backgrounds, vec3(mix(v_crop.xy, v_crop.zw, v_local), v_info.y)).rgb;
 #endif
-    f_color = vec4(c, 1.0);
+    f_color = vec4(adjust(c, v_post), 1.0);
     f_mask = vec4(0.0);
 }

@@ -16,30 +16,20 @@ vec2 cell_origin(float cell) {
     return vec2(mod(cell, u_grid.x), floor(cell / u_grid.x));
 }
 
-float hash13(vec3 p) {
-    p = fract(p * 0.1031);
-    p += dot(p, p.zyx + 31.32);
-    return fract((p.x + p.y) * p.z);
-}
-
-float value_noise(vec3 p) {
-    vec3 i = floor(p);
-    vec3 f = fract(p);
-    f = f * f * (3.0 - 2.0 * f);
-    float n000 = hash13(i), n100 = hash13(i + vec3(1, 0, 0));
-    float n010 = hash13(i + vec3(0, 1, 0)), n110 = hash13(i + vec3(1, 1, 0));
-    float n001 = hash13(i + vec3(0, 0, 1)), n101 = hash13(i + vec3(1, 0, 1));
-    float n011 = hash13(i + vec3(0, 1, 1)), n111 = hash13(i + vec3(1, 1, 1));
-    return mix(mix(mix(n000, n100, f.x), mix(n010, n110, f.x), f.y),
-               mix(mix(n001, n101, f.x), mix(n011, n111, f.x), f.y), f.z);
-}
+// Fractal value noise, periodic, precomputed (renderer/noise.py): one trilinear fetch.
+uniform sampler3D u_noise;
 
 float fbm(vec3 p) {
-    return 0.55 * value_noise(p) + 0.3 * value_noise(p * 2.03 + 17.0) + 0.15 * value_noise(p * 4.01 + 41.0);
+    return texture(u_noise, p * (1.0 / 8.0)).r;
 }
 
-vec3 srgb_to_linear(vec3 c) { return pow(c, vec3(2.2)); }
-vec3 linear_to_srgb(vec3 c) { return pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2)); }
+// Display gamma 2 rather than 2.2: sqrt and a multiply instead of two pow() per channel, which
+// llvmpipe computes as exp2(log2()) per pixel. renderer/packing.py converts colours the same way.
+vec3 srgb_to_linear(vec3 c) { return c * c; }
+
+// The photometric half of the 2D augmentation: contrast about mid-grey, then illumination.
+vec3 adjust(vec3 c, vec2 post) { return clamp(((c - 0.5) * post.x + 0.5) * post.y, 0.0, 1.0); }
+vec3 linear_to_srgb(vec3 c) { return sqrt(clamp(c, 0.0, 1.0)); }
 
 // Blinn-Phong per vertex. Normals are turned toward the viewer: meshes in the wild have
 // inconsistent winding, and one-sided lighting would leave black holes.

@@ -13,6 +13,7 @@ flat in vec4 v_tex;
 flat in vec3 v_col1;
 flat in vec3 v_col2;
 flat in vec4 v_dir;
+flat in vec2 v_post;
 
 layout(location = 0) out vec4 f_color;
 layout(location = 1) out vec4 f_mask;
@@ -54,6 +55,6 @@ void main() {
   #endif
     vec3 albedo = srgb_to_linear(c);
 #endif
-    f_color = vec4(linear_to_srgb(albedo * v_diffuse + v_spec), 1.0);
+    f_color = vec4(adjust(linear_to_srgb(albedo * v_diffuse + v_spec), v_post), 1.0);
     f_mask = vec4(1.0);
 }

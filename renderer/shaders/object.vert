@@ -11,7 +11,7 @@ in vec4 i_tex;     // mode, procedural kind, image layer, pattern scale
 in vec4 i_col1;    // colour 1 (linear), specular
 in vec4 i_col2;    // colour 2 (linear), shininess
 in vec4 i_dir;     // stripe direction, has UVs
-in vec4 i_cell;    // atlas cell, batch slot
+in vec4 i_cell;    // atlas cell, batch slot, contrast, illumination
 
 out vec3 v_diffuse;
 out vec3 v_spec;
@@ -23,6 +23,7 @@ flat out vec4 v_tex;
 flat out vec3 v_col1;
 flat out vec3 v_col2;
 flat out vec4 v_dir;
+flat out vec2 v_post;
 out float gl_ClipDistance[4];
 
 void main() {
@@ -44,4 +45,5 @@ void main() {
     v_col1 = i_col1.rgb;
     v_col2 = i_col2.rgb;
     v_dir = i_dir;
+    v_post = i_cell.zw;
 }

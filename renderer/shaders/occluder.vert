@@ -6,11 +6,13 @@ in vec4 i_n1;
 in vec4 i_n2;
 in vec4 i_color;  // sRGB, w = patterned
 in vec4 i_info;   // atlas cell, batch slot, pattern scale
+in vec4 i_post;   // contrast, illumination
 
 out vec3 v_diffuse;
 out vec3 v_obj;
 flat out vec4 v_color;
 flat out float v_scale;
+flat out vec2 v_post;
 out float gl_ClipDistance[4];
 
 void main() {
@@ -27,4 +29,5 @@ void main() {
     v_obj = in_pos;
     v_color = i_color;
     v_scale = i_info.z;
+    v_post = i_post.xy;
 }
