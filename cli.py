@@ -56,7 +56,7 @@ def render_options(f):
                      help="all | none | comma list of texture,lighting,background,camera,occlusion,augment2d"),
         click.option("--size", default=64, show_default=True, type=click.IntRange(16, 1024), help="Image side, px."),
         click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 256),
+        click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 256),
                      help="Images per draw and per read-back."),
         click.option("--msaa", default=0, show_default=True, type=click.Choice(["0", "2", "4", "8"]),
                      callback=lambda c, p, v: int(v), help="Multisample anti-aliasing samples."),

@@ -16,10 +16,12 @@ import moderngl
 import numpy as np
 
 from .library import Model, ModelLibrary, report
-from .lod import LevelOfDetail, SilhouetteCheck, build_lods
+from .lod import SilhouetteCheck, build_lods
+from .meshes import MeshData
 from .noise import noise_volume
 from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
 from .platform import create_context
+from .pool import GeometryPool
 from .sampling import MAX_OCCLUDERS, ImageCounts, ParamTable, draw_params
 from .variations import VariationConfig
 
@@ -38,7 +40,7 @@ _OCCLUDER_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f/i", ("i_mvp", "i_n0", "i_n1", "i_n2
 @dataclass
 class RenderConfig:
     size: int = 64
-    batch_size: int = 64  # images per draw and per read-back
+    batch_size: int = 256  # images per draw and per read-back (at most the atlas cells)
     msaa: int = 0  # samples per pixel; 0 = off
     seed: int = 0
     variations: VariationConfig = field(default_factory=VariationConfig)
@@ -127,23 +129,11 @@ def _runs(keys: list) -> list[tuple[object, list[int]]]:
 
 
 class _GpuModel:
-    """A model's geometry (each level of detail) and textures, uploaded once; VAOs made per program."""
+    """Where a model's geometry (at the level of detail for this renderer's size) sits in the pool."""
 
-    def __init__(self, ctx: moderngl.Context, instances: moderngl.Buffer, model: Model,
-                 lods: list[LevelOfDetail], blank: moderngl.TextureArray):
-        self.ctx, self.instances = ctx, instances
-        self.levels: list[tuple[int, moderngl.Buffer, moderngl.Buffer, int]] = []
-        for lod in lods:
-            m = lod.mesh
-            vertices = np.empty(len(m.positions), dtype=[("p", "f4", 3), ("n", "f4", 3), ("uv", "f4", 2),
-                                                          ("c", "u1", 4)])
-            vertices["p"], vertices["n"], vertices["uv"] = m.positions, m.normals, m.uvs
-            vertices["c"] = m.colors
-            vertices["c"][:, 3] = np.clip(m.layers + 1, 0, 255).astype(np.uint8)  # alpha carries the layer
-            vbo = ctx.buffer(vertices.tobytes())
-            ibo = ctx.buffer(np.ascontiguousarray(m.indices, dtype=np.uint32).tobytes())
-            self.levels.append((lod.max_size, vbo, ibo, int(m.indices.size)))
-        self._vaos: dict[tuple[int, int], moderngl.VertexArray] = {}
+    def __init__(self, ctx: moderngl.Context, pool: GeometryPool, model: Model, mesh: MeshData,
+                 blank: moderngl.TextureArray):
+        self.first_index, self.base_vertex, self.index_count = pool.add(mesh)
         tex = model.mesh.textures
         self.has_texture = bool(tex)
         if tex:
@@ -156,29 +146,8 @@ class _GpuModel:
             self.texture = blank
         self.has_uvs = model.mesh.has_uvs
 
-    def level(self, size: int) -> int:
-        for i, (max_size, *_) in enumerate(self.levels):
-            if size <= max_size:
-                return i
-        return len(self.levels) - 1
-
-    def index_count(self, level: int) -> int:
-        return self.levels[level][3]
-
-    def vao(self, level: int, program: moderngl.Program) -> moderngl.VertexArray:
-        key = (level, program.glo)
-        vao = self._vaos.get(key)
-        if vao is None:
-            _, vbo, ibo, _ = self.levels[level]
-            vao = self.ctx.vertex_array(
-                program,
-                [_attributes(program, vbo, "3f 3f 2f 4f1", ("in_pos", "in_normal", "in_uv", "in_color")),
-                 _attributes(program, self.instances, *_OBJECT_INSTANCE)],
-                index_buffer=ibo,
-                index_element_size=4,
-            )
-            self._vaos[key] = vao
-        return vao
+    def command(self, instances: int, base_instance: int) -> tuple[int, int, int, int, int]:
+        return (self.index_count, instances, self.first_index, self.base_vertex, base_instance)
 
 
 class Renderer:
@@ -214,7 +183,7 @@ class Renderer:
         self._lights = ctx.buffer(reserve=MAX_BATCH * LIGHT_VEC4S * 16, dynamic=True)
         self._occ_buf = ctx.buffer(reserve=cap * MAX_OCCLUDERS * OCCLUDER_FLOATS * 4, dynamic=True)
         self._bg_instances = ctx.buffer(reserve=cap * SAMPLE_FLOATS * 4, dynamic=True)
-        self._commands = ctx.buffer(reserve=(cap + 2) * 20, dynamic=True)  # indexed draws
+        self._commands = ctx.buffer(reserve=(cap + 2) * 20, dynamic=True)  # indexed draws (<= 1 per sample)
         self._array_commands = ctx.buffer(reserve=4 * 20, dynamic=True)  # background quads
         quad = ctx.buffer(np.array([0, 0, 1, 0, 0, 1, 1, 1], np.float32).tobytes())
         self._bg_vaos = []
@@ -233,6 +202,7 @@ class Renderer:
                 index_buffer=cube_ibo, index_element_size=4))
         self._cube_indices = len(ci)
         self._gpu: dict[int, _GpuModel] = {}
+        self._pool = GeometryPool(ctx)
         self._check: SilhouetteCheck | None = None
         self._make_framebuffers()
 
@@ -361,13 +331,12 @@ class Renderer:
         g = self._gpu.get(i)
         if g is None:
             model = self.models[i]
+            mesh = model.mesh
             if self.config.lod:
                 if self._check is None:
                     self._check = SilhouetteCheck(self.ctx)
-                lods = build_lods(model.mesh, self.config.size, self._check)
-            else:
-                lods = [LevelOfDetail(MAX_SIZE, model.mesh)]
-            g = _GpuModel(self.ctx, self._instances, model, lods, self._blank)
+                mesh = build_lods(model.mesh, self.config.size, self._check)[0].mesh
+            g = _GpuModel(self.ctx, self._pool, model, mesh, self._blank)
             self._gpu[i] = g
         return g
 
@@ -379,23 +348,29 @@ class Renderer:
         gpus = [self._gpu_model(m) for m in models]
         variants = [_object_variant(int(table["tex_mode"][j]), int(table["tex_kind"][j]), gpus[j].has_uvs,
                                     gpus[j].has_texture) for j in range(n)]
-        # slots: the batch sorted so that each (model, shader variant) is one instanced draw
-        order = np.array(sorted(range(n), key=lambda j: (models[j], variants[j])), dtype=np.int64)
+        # slots: the batch sorted by (shader variant, model), so that each model's samples are one
+        # instance range and each variant one multi-draw
+        order = np.array(sorted(range(n), key=lambda j: (variants[j], models[j])), dtype=np.int64)
         rows, lights, occ = pack(table.take(order), cells=cells[order],
                                  has_uvs=np.array([gpus[j].has_uvs for j in order]))
         self._instances.write(rows.tobytes())
         self._lights.write(lights.tobytes())
         self._lights.bind_to_uniform_block(0)
 
-        # indirect commands (count, instances, first index, base vertex, base instance): one per
-        # (model, variant) group, then one per occluder style
-        draws, commands = [], []
-        for (_, variant), slots in _runs([(models[j], variants[j]) for j in order]):
-            gpu = gpus[order[slots[0]]]
-            level = gpu.level(s)
+        # indirect commands (count, instances, first index, base vertex, base instance)
+        draws, commands = [], []  # draws: (program, first command, commands, texture or None)
+        for variant, slots in _runs([variants[j] for j in order]):
             prog = self._program("object.vert", "object.frag", variant)
-            draws.append((gpu.texture, gpu.vao(level, prog)))
-            commands.append((gpu.index_count(level), len(slots), 0, 0, slots[0]))
+            own_texture = dict(variant)["MODEL_TEXTURE"]  # only textured models have this variant
+            first = len(commands)
+            for _, run in _runs([models[order[i]] for i in slots]):
+                start = slots[run[0]]
+                gpu = gpus[order[start]]
+                commands.append(gpu.command(len(run), start))
+                if own_texture:  # each model binds its own texture: a draw of its own
+                    draws.append((prog, len(commands) - 1, 1, gpu.texture))
+            if not own_texture:
+                draws.append((prog, first, len(commands) - first, self._blank))
         occ_draws = []
         if len(occ):
             occ = occ[np.argsort(occ[:, 31], kind="stable")]
@@ -424,9 +399,10 @@ class Renderer:
         ctx.depth_func = "<"
         self._textures.use(1)
         self._noise.use(5)
-        for g, (texture, vao) in enumerate(draws):
+        for prog, first, count, texture in draws:
             texture.use(0)
-            vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
+            vao = self._pool.vao(prog, self._instances, _OBJECT_INSTANCE, _attributes)
+            vao.render_indirect(self._commands, moderngl.TRIANGLES, count=count, first=first)
         for g, vao in occ_draws:
             vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
         for i in range(4):

@@ -2,6 +2,12 @@
 // on llvmpipe, shader-storage reads per fragment cost ~13x more (see docs/DESIGN.md).
 uniform vec2 u_grid;  // atlas columns, rows
 
+#ifdef TEXTURE_MODE
+// Albedo constant per vertex (material colour, solid colour): the whole lit colour is computed per
+// vertex and reaches the rasteriser as one varying; triangle setup cost grows with varyings.
+#define PER_VERTEX_COLOUR (TEXTURE_MODE == 1 || (TEXTURE_MODE == 0 && MODEL_TEXTURE == 0))
+#endif
+
 // Lights of every sample in the batch: 4 directions, 4 colours, ambient (w = light count).
 layout(std140) uniform Lights { vec4 lights[MAX_BATCH * 9]; };
 

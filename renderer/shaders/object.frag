@@ -14,6 +14,7 @@ flat in vec3 v_col1;
 flat in vec3 v_col2;
 flat in vec4 v_dir;
 flat in vec2 v_post;
+in vec3 v_lit;
 
 layout(location = 0) out vec4 f_color;
 layout(location = 1) out vec4 f_mask;
@@ -32,6 +33,11 @@ float pattern(vec3 q) {
 }
 
 void main() {
+#if PER_VERTEX_COLOUR
+    f_color = vec4(adjust(linear_to_srgb(v_lit), v_post), 1.0);
+    f_mask = vec4(1.0);
+    return;
+#endif
 #if TEXTURE_MODE == 0
     vec3 albedo = v_color;
   #if MODEL_TEXTURE

@@ -24,6 +24,7 @@ flat out vec3 v_col1;
 flat out vec3 v_col2;
 flat out vec4 v_dir;
 flat out vec2 v_post;
+out vec3 v_lit;
 out float gl_ClipDistance[4];
 
 void main() {
@@ -46,4 +47,11 @@ void main() {
     v_col2 = i_col2.rgb;
     v_dir = i_dir;
     v_post = i_cell.zw;
+#if PER_VERTEX_COLOUR
+  #if TEXTURE_MODE == 1
+    v_lit = i_col1.rgb * v_diffuse + v_spec;
+  #else
+    v_lit = in_color.rgb * v_diffuse + v_spec;
+  #endif
+#endif
 }
