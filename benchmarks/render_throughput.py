@@ -62,10 +62,7 @@ def bench_mixreal(models: Path, size: int, n: int, seed: int) -> dict:
     images = r.render(specs)  # includes drawing every latent parameter
     dt = time.perf_counter() - t0
     assert images.shape == (n, size, size, 3)
-    faces_full = sum(m.mesh.n_faces for m in lib.models)
-    faces_drawn = sum(g.index_count(g.level(size)) // 3 for g in r._gpu.values())
-    return {"images_per_s": n / dt, "n": n, "warmup_s": warm, "gl": r.ctx.info["GL_RENDERER"],
-            "faces_full": faces_full, "faces_drawn": faces_drawn}
+    return {"images_per_s": n / dt, "n": n, "warmup_s": warm, "gl": r.ctx.info["GL_RENDERER"], **r.stats()}
 
 
 def bench_pyrender(models: Path, size: int, n: int, seed: int) -> dict:

@@ -250,6 +250,15 @@ class Renderer:
                 mask_out[batch] = msk
         return (images, mask_out) if masks else images
 
+    def stats(self) -> dict:
+        """Models on the GPU so far, and their faces: as loaded, and as drawn at this size."""
+        used = list(self._gpu)
+        return {
+            "models_uploaded": len(used),
+            "faces_full": sum(self.models[i].mesh.n_faces for i in used),
+            "faces_drawn": sum(self._gpu[i].index_count // 3 for i in used),
+        }
+
     def release(self) -> None:
         self.ctx.release()
 

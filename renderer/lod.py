@@ -8,7 +8,8 @@ time goes into vertex and triangle setup, not pixels. Two simplifiers:
 - vertex clustering on a grid tied to the pixel size, for textured models (it keeps UV seams apart).
 
 Either can eat a thin part or tear a many-part model, so a level is used only when its silhouettes
-match the full mesh from 15 views at the output size (`SilhouetteCheck`); otherwise the full mesh is.
+match the full mesh from 15 views at the output size (IoU and Hausdorff distance, `SilhouetteCheck`);
+otherwise the full mesh is.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from .meshes import MeshData
 # side-by-side renders do not show; torn or eaten parts fall far below it.
 MIN_MEAN_IOU = 0.94
 MIN_VIEW_IOU = 0.88
+# IoU hardly sees a thin part (a mast, a spoke) vanish; distances do: at most MAX_FAR_PIXELS pixels
+# of either silhouette may lie more than FAR_PX pixels from the other (a few stray aliasing pixels
+# pass, a lost part of any length does not).
+FAR_PX = 2.0
+MAX_FAR_PIXELS = 3
 MIN_SAVING = 0.7  # a level must have at most this fraction of the faces to be worth it
 
 
@@ -205,13 +211,26 @@ class SilhouetteCheck:
         ibo.release()
         return np.stack(out)
 
-    def agreement(self, full: MeshData, simple: MeshData, size: int) -> tuple[float, float]:
-        """(mean, worst) silhouette IoU over the views."""
+    def agreement(self, full: MeshData, simple: MeshData, size: int) -> tuple[float, float, int]:
+        """(mean IoU, worst IoU, most pixels in one view lying over FAR_PX from the other silhouette)."""
+        from scipy.ndimage import distance_transform_edt
+
         a, b = self.masks(full, size), self.masks(simple, size)
         inter = (a & b).sum(axis=1)
         union = np.maximum((a | b).sum(axis=1), 1)
         iou = inter / union
-        return float(iou.mean()), float(iou.min())
+        far = 0
+        for x, y in zip(a.reshape(-1, size, size), b.reshape(-1, size, size), strict=True):
+            if not x.any() or not y.any():
+                far = max(far, int(x.sum() + y.sum()))
+                continue
+            to_y, to_x = distance_transform_edt(~y), distance_transform_edt(~x)
+            far = max(far, int((to_y[x] > FAR_PX).sum() + (to_x[y] > FAR_PX).sum()))
+        return float(iou.mean()), float(iou.min()), far
+
+    def accepts(self, full: MeshData, simple: MeshData, size: int) -> bool:
+        mean, worst, far = self.agreement(full, simple, size)
+        return mean >= MIN_MEAN_IOU and worst >= MIN_VIEW_IOU and far <= MAX_FAR_PIXELS
 
 
 def build_lods(mesh: MeshData, size: int | None = None, check: SilhouetteCheck | None = None) -> list[LevelOfDetail]:
@@ -232,7 +251,6 @@ def build_lods(mesh: MeshData, size: int | None = None, check: SilhouetteCheck |
         simple = make()
         if simple is None or simple.n_faces > MIN_SAVING * mesh.n_faces:
             continue
-        mean_iou, worst = check.agreement(mesh, simple, size)
-        if mean_iou >= MIN_MEAN_IOU and worst >= MIN_VIEW_IOU:
+        if check.accepts(mesh, simple, size):
             return [LevelOfDetail(size, simple), full]
     return [full]
