@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 TARGET_64 = 2000.0
+REPEATS = 3  # timed runs per size; the median is reported
 TARGET_RATIO = 5.0
 
 
@@ -57,12 +58,16 @@ def bench_mixreal(models: Path, size: int, n: int, seed: int) -> dict:
     t0 = time.perf_counter()
     r.render([r.spec_at(i) for i in range(len(lib.models) * 4)])  # uploads, levels of detail, shader variants
     warm = time.perf_counter() - t0
-    specs = [SampleSpec(m, k) for m, k in specs_for(len(lib.models), n, offset=len(lib.models) * 4)]
-    t0 = time.perf_counter()
-    images = r.render(specs)  # includes drawing every latent parameter
-    dt = time.perf_counter() - t0
-    assert images.shape == (n, size, size, 3)
-    return {"images_per_s": n / dt, "n": n, "warmup_s": warm, "gl": r.ctx.info["GL_RENDERER"], **r.stats()}
+    rates = []
+    for rep in range(REPEATS):  # fresh indices each time: nothing is cached but the geometry
+        offset = len(lib.models) * 4 + rep * n
+        specs = [SampleSpec(m, k) for m, k in specs_for(len(lib.models), n, offset=offset)]
+        t0 = time.perf_counter()
+        images = r.render(specs)  # includes drawing every latent parameter
+        rates.append(n / (time.perf_counter() - t0))
+        assert images.shape == (n, size, size, 3)
+    return {"images_per_s": float(np.median(rates)), "runs": rates, "n": n, "warmup_s": warm,
+            "gl": r.ctx.info["GL_RENDERER"], **r.stats()}
 
 
 def bench_pyrender(models: Path, size: int, n: int, seed: int) -> dict:
@@ -194,13 +199,14 @@ def main() -> int:
     when = datetime.date.today().isoformat()
     print(f"\nRender throughput, all variations on ({when}; {platform.node()}, {os.cpu_count()} CPUs, "
           f"{rows[0]['mixreal']['gl']}; models: {models})\n")
-    print("| size | mixreal img/s | pyrender img/s | ratio | faces drawn / full |")
+    print(f"| size | mixreal img/s (median of {REPEATS}; range) | pyrender img/s | ratio | faces drawn / full |")
     print("|---:|---:|---:|---:|---:|")
     for row in rows:
         m = row["mixreal"]
         py = f"{row['pyrender']['images_per_s']:,.0f}" if "pyrender" in row else "-"
         ratio = f"{row['ratio']:.1f}x" if "ratio" in row else "-"
-        print(f"| {row['size']} | {m['images_per_s']:,.0f} | {py} | {ratio} | "
+        spread = f"{min(m['runs']):,.0f}-{max(m['runs']):,.0f}"
+        print(f"| {row['size']} | {m['images_per_s']:,.0f} ({spread}) | {py} | {ratio} | "
               f"{m['faces_drawn']:,} / {m['faces_full']:,} |")
     if args.json:
         args.json.write_text(json.dumps({"date": when, "models": str(models), "rows": rows}, indent=2))
