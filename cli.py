@@ -132,5 +132,71 @@ def preview(models, classes, variations, size, seed, batch_size, msaa, device, t
     click.echo(f"preview of {len(library.models)} models ({', '.join(library.classes)}) -> {out}")
 
 
+@main.group()
+def data() -> None:
+    """Build real datasets."""
+
+
+@data.command("cifar-da")
+@click.option("--variant", default="c10-da4", show_default=True,
+              help="da9 | da4 | c10-da4, or a JSON/TOML class map {class: [\"cifar10:label\", ...]}.")
+@click.option("--cifar10", type=click.Path(exists=True, path_type=Path), default=None,
+              help="CIFAR-10: cifar-10-batches-py/ or -bin/ (or the folder holding it), or an .npz subset.")
+@click.option("--cifar100", type=click.Path(exists=True, path_type=Path), default=None,
+              help="CIFAR-100: cifar-100-python/ or cifar-100-binary/ (or the folder holding it).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--counts", default="500,50,50", show_default=True, help="Images per class: train,val,test.")
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Download the CIFAR releases needed into this folder first (needs internet).")
+def cifar_da(variant, cifar10, cifar100, out, seed, counts, download):
+    """Build CIFAR-DA splits (train/val/test .npz, dataset.json, preview.png)."""
+    from train.cifar import CifarFormatError, load_cifar
+    from train.cifar_da import Counts, build, write
+    from train.classes import load_class_map
+
+    try:
+        class_map = load_class_map(variant)
+        n = Counts.parse(counts)
+    except ValueError as exc:
+        _fail(str(exc))
+    needed = sorted({s.split(":", 1)[0] for srcs in class_map.values() for s in srcs})
+    given = {"cifar10": cifar10, "cifar100": cifar100}
+    if download is not None:
+        given = _download(download, needed, given)
+    sources = {}
+    try:
+        for which in needed:
+            if given[which] is None:
+                _fail(f"variant {variant} needs {which}: pass --{which} DIR (or --download DIR)")
+            sources[which] = load_cifar(given[which], which)
+        splits, notes = build(class_map, sources, n, seed)
+    except (CifarFormatError, ValueError) as exc:
+        _fail(str(exc))
+    info = {"variant": str(variant), "seed": seed, "class_map": class_map,
+            "inputs": {k: str(v) for k, v in given.items() if v is not None}, **notes}
+    write(out, splits, info)
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    click.echo(f"CIFAR-DA {variant}: {len(splits['train'].class_names)} classes; {sizes} images -> {out}")
+    if notes["test_drawn_from_train"]:
+        click.echo("note: no CIFAR test split given for " + "; ".join(notes["test_drawn_from_train"])
+                   + ": test images drawn from the train split (disjoint from train and val)")
+
+
+def _download(folder: Path, needed: list[str], given: dict) -> dict:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    out = dict(given)
+    for which in needed:
+        if out[which] is not None:
+            continue
+        try:
+            (CIFAR10 if which == "cifar10" else CIFAR100)(str(folder), download=True)
+        except Exception as exc:  # network errors come in many types
+            _fail(f"downloading {which} into {folder} failed: {str(exc).splitlines()[0] if str(exc) else exc}")
+        out[which] = folder
+    return out
+
+
 if __name__ == "__main__":
     sys.exit(main())
