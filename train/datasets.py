@@ -1,0 +1,167 @@
+"""Torch datasets for the three kinds of data the trainers mix: real, rendered on disk, rendered on the fly.
+
+Images come out as uint8 tensors (3, H, W), labels as class indices into a shared `class_names` list
+(canonical names, see classes.py), so real and synthetic sets line up by name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from .classes import canonical
+
+
+class RealDataset(Dataset):
+    """A CIFAR-DA split (or any images/labels arrays) as uint8 tensors."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, class_names: list[str]):
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.class_names = [canonical(c) for c in class_names]
+
+    @classmethod
+    def from_split(cls, folder: Path, split: str) -> RealDataset:
+        from .cifar_da import load_split
+
+        s = load_split(folder, split)
+        return cls(s.images, s.labels, s.class_names)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.labels[i])
+
+
+class RenderedDataset(Dataset):
+    """A folder written by `mixreal render`: OUT/<class>/*.png listed in OUT/manifest.jsonl.
+
+    `class_names` fixes the label indices (e.g. the real set's classes); images of other classes are
+    left out. `params(i)` gives image i's latent parameters as the renderer recorded them.
+    """
+
+    def __init__(self, root: Path, class_names: list[str] | None = None):
+        from renderer.export import MANIFEST, read_manifest
+
+        self.root = Path(root)
+        manifest = self.root / MANIFEST
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: no manifest (is {self.root} a `mixreal render` output?)")
+        entries = read_manifest(manifest)
+        if not entries:
+            raise ValueError(f"{manifest}: empty manifest")
+        found = sorted({canonical(e["class"]) for e in entries})
+        self.class_names = [canonical(c) for c in class_names] if class_names is not None else found
+        index = {c: i for i, c in enumerate(self.class_names)}
+        self.entries = [e for e in entries if canonical(e["class"]) in index]
+        self.labels = np.array([index[canonical(e["class"])] for e in self.entries], dtype=np.int64)
+        self.missing_classes = [c for c in self.class_names if c not in found]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        path = self.root / self.entries[i]["path"]
+        try:
+            with Image.open(path) as im:
+                a = np.asarray(im.convert("RGB"))
+        except OSError as exc:
+            raise OSError(f"{path}: unreadable image ({exc})") from None
+        return torch.from_numpy(a.copy()).permute(2, 0, 1), int(self.labels[i])
+
+    def params(self, i: int) -> dict:
+        return self.entries[i]["params"]
+
+
+def shard_info() -> tuple[int, int]:
+    """(this process's shard, number of shards) over distributed ranks and DataLoader workers."""
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    info = get_worker_info()
+    workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+    return rank * workers + worker, world * workers
+
+
+class RenderStream(IterableDataset):
+    """Images rendered on the fly: sample i is exactly the image `mixreal render` writes for it.
+
+    Global index i means image i // n_models of model i % n_models (the renderer's `spec_at`). The
+    index range [start, start + length) (endless when length is None) is cut into blocks of one batch;
+    block b goes to shard b mod n_shards, a shard being one DataLoader worker of one rank. So no index
+    is rendered twice or skipped, each worker renders whole batches, and each opens its own EGL context
+    on its own GPU when several are visible.
+    """
+
+    def __init__(self, models: Path, config, class_names: list[str] | None = None, start: int = 0,
+                 length: int | None = None, with_index: bool = False):
+        from renderer import ModelLibrary
+
+        self.models_root = Path(models)
+        self.config = config
+        self.start, self.length, self.with_index = int(start), length, with_index
+        # load once here for the class list and errors; workers reload (their own GL context)
+        library = ModelLibrary.load(self.models_root, on_skip=lambda m: None)
+        found = sorted({canonical(m.label) for m in library.models})
+        self.class_names = [canonical(c) for c in class_names] if class_names is not None else found
+        index = {c: i for i, c in enumerate(self.class_names)}
+        self.model_labels = [index.get(canonical(m.label), -1) for m in library.models]
+        self.missing_classes = [c for c in self.class_names if c not in found]
+        self.n_models = len(library.models)
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError("an endless RenderStream has no length")
+        return self.length
+
+    def _renderer(self, shard: int):
+        from renderer import ModelLibrary, Renderer
+
+        config = self.config
+        gpus = _gpu_count()
+        if config.device is None and gpus > 1:
+            config = replace(config, device=shard % gpus)
+        library = ModelLibrary.load(self.models_root, on_skip=lambda m: None)
+        return Renderer(library, config)
+
+    def __iter__(self) -> Iterator:
+        shard, shards = shard_info()
+        renderer = self._renderer(shard)
+        block = renderer.batch_capacity
+        end = None if self.length is None else self.start + self.length
+        b = shard
+        try:
+            while True:
+                lo = self.start + b * block
+                if end is not None and lo >= end:
+                    return
+                hi = lo + block if end is None else min(lo + block, end)
+                indices = range(lo, hi)
+                images = renderer.render([renderer.spec_at(i) for i in indices])
+                for j, i in enumerate(indices):
+                    label = self.model_labels[i % self.n_models]
+                    if label < 0:
+                        continue  # a model of a class outside class_names
+                    image = torch.from_numpy(images[j]).permute(2, 0, 1)
+                    yield (image, label, i) if self.with_index else (image, label)
+                b += shards
+        finally:
+            renderer.release()
+
+
+def _gpu_count() -> int:
+    try:
+        return torch.cuda.device_count()
+    except Exception:  # a CUDA build on a machine without a driver
+        return 0

@@ -1,0 +1,154 @@
+"""Minibatches with an exact real : synthetic ratio.
+
+Every batch of `batch_size` images holds exactly batch_size * r / (r + s) real images and the rest
+synthetic (ratio 1:7 at 128 -> 16 real + 112 synthetic, every batch). An epoch is one pass over the
+real training set, in a new order each epoch; the synthetic source is reshuffled each time it is used
+up (on-disk set) or simply continues (a RenderStream). The last, partial batch follows `last`:
+"keep" (fewer real images, synthetic cut to keep the ratio) or "drop". Real-only and synthetic-only
+training are the ratios 1:0 and 0:1 of the same loader.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+
+@dataclass(frozen=True)
+class Ratio:
+    real: int
+    synthetic: int
+
+    @classmethod
+    def parse(cls, text: str) -> Ratio:
+        parts = str(text).strip().split(":")
+        try:
+            real, syn = (int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"ratio {text!r}: expected REAL:SYNTHETIC with whole numbers, such as 1:7") from None
+        if real < 0 or syn < 0 or real + syn == 0:
+            raise ValueError(f"ratio {text!r}: both parts must be >= 0 and not both 0")
+        return cls(real, syn)
+
+    def split(self, batch_size: int) -> tuple[int, int]:
+        """(real, synthetic) images per batch; refuses a batch size the ratio does not divide."""
+        total = self.real + self.synthetic
+        if batch_size % total:
+            raise ValueError(f"batch {batch_size} cannot be split {self} exactly: use a multiple of {total}")
+        n_real = batch_size * self.real // total
+        return n_real, batch_size - n_real
+
+    def __str__(self) -> str:
+        return f"{self.real}:{self.synthetic}"
+
+
+class _Reshuffling(Sampler):
+    """Endless indices: a fresh seeded permutation of the dataset each pass."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = 0
+        while True:
+            yield from np.random.default_rng([self.seed, epoch]).permutation(self.n).tolist()
+            epoch += 1
+
+
+class MixedBatches:
+    """Iterate over one epoch of (images uint8 (B, 3, H, W), labels (B,), is_real (B,) bool)."""
+
+    def __init__(self, real: Dataset | None, synthetic: Dataset | IterableDataset | None, ratio: Ratio | str,
+                 batch_size: int = 128, seed: int = 0, last: str = "keep", workers: int = 0,
+                 epoch_batches: int | None = None):
+        self.ratio = Ratio.parse(ratio) if isinstance(ratio, str) else ratio
+        self.n_real, self.n_syn = self.ratio.split(batch_size)
+        if self.n_real and real is None:
+            raise ValueError(f"ratio {self.ratio} needs a real dataset")
+        if self.n_syn and synthetic is None:
+            raise ValueError(f"ratio {self.ratio} needs a synthetic source")
+        if last not in ("keep", "drop"):
+            raise ValueError(f"last={last!r}: 'keep' or 'drop'")
+        self.real, self.synthetic = real, synthetic
+        self.batch_size, self.seed, self.last = batch_size, seed, last
+        self.epoch = 0
+        self._epoch_batches = epoch_batches
+        self._syn_iter: Iterator | None = None
+        self._workers = workers
+        if self.n_real:
+            self._real_images, self._real_labels = _as_tensors(real)
+
+    def __len__(self) -> int:
+        if self._epoch_batches is not None:
+            return self._epoch_batches
+        if not self.n_real:  # synthetic only: as many images per epoch as the real set has, or a full pass
+            n = len(self.real) if self.real is not None else len(self.synthetic)
+            return math.ceil(n / self.batch_size) if self.last == "keep" else n // self.batch_size
+        n = len(self.real)
+        return math.ceil(n / self.n_real) if self.last == "keep" else n // self.n_real
+
+    def _synthetic_batches(self) -> Iterator:
+        if self._syn_iter is None:
+            syn = self.synthetic
+            if isinstance(syn, IterableDataset):
+                loader = stream_loader(syn, batch_size=None, workers=self._workers)
+            else:
+                loader = DataLoader(syn, batch_size=None, sampler=_Reshuffling(len(syn), self.seed + 1),
+                                    num_workers=self._workers)
+            self._syn_iter = iter(loader)
+        return self._syn_iter
+
+    def _take_synthetic(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        it = self._synthetic_batches()
+        images, labels = [], []
+        while len(images) < n:
+            item = next(it)
+            images.append(item[0])
+            labels.append(int(item[1]))
+        return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = torch.from_numpy(rng.permutation(len(self.real))) if self.n_real else None
+        for b in range(len(self)):
+            if self.n_real:
+                idx = order[b * self.n_real:(b + 1) * self.n_real]
+                n_real = len(idx)
+                # a short last batch keeps the ratio: synthetic count scaled down with it
+                n_syn = self.n_syn if n_real == self.n_real else n_real * self.ratio.synthetic // self.ratio.real
+                real_x, real_y = self._real_images[idx], self._real_labels[idx]
+            else:
+                n_real, n_syn = 0, self.n_syn
+                real_x = real_y = None
+            parts_x, parts_y = ([real_x], [real_y]) if n_real else ([], [])
+            if n_syn:
+                sx, sy = self._take_synthetic(n_syn)
+                parts_x.append(sx)
+                parts_y.append(sy)
+            images, labels = torch.cat(parts_x), torch.cat(parts_y)
+            is_real = torch.zeros(len(labels), dtype=torch.bool)
+            is_real[:n_real] = True
+            yield images, labels, is_real
+
+
+def stream_loader(stream: IterableDataset, batch_size: int | None, workers: int = 0, **kwargs) -> DataLoader:
+    """A DataLoader for a RenderStream. Workers are spawned, not forked: a forked child would inherit
+    the parent's GL driver state (Mesa is not fork-safe); each worker opens its own EGL context."""
+    if workers:
+        kwargs.setdefault("multiprocessing_context", "spawn")
+        kwargs.setdefault("persistent_workers", True)
+    return DataLoader(stream, batch_size=batch_size, num_workers=workers, **kwargs)
+
+
+def _as_tensors(ds: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real set is small (hundreds to thousands of 32 px images): hold it as two tensors."""
+    if hasattr(ds, "images") and hasattr(ds, "labels") and isinstance(ds.images, torch.Tensor):
+        return ds.images, ds.labels
+    xs, ys = zip(*(ds[i] for i in range(len(ds))), strict=True)
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
