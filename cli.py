@@ -46,6 +46,16 @@ def _render_config(size, variations, seed, batch_size, msaa, device, textures, b
         _fail(str(exc))
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected K/N such as 0/4") from None
+    if n < 1 or not 0 <= k < n:
+        raise click.BadParameter(f"{text!r}: need 0 <= K < N")
+    return k, n
+
+
 def render_options(f):
     """Options shared by every command that renders."""
     opts = [
@@ -84,21 +94,31 @@ def main() -> None:
 @click.option("--per-model", default=10, show_default=True, type=click.IntRange(1), help="Images per model.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Render processes on this machine (each its own GL context; GPU w mod #GPUs).")
+@click.option("--shard", default="0/1", show_default=True, callback=lambda c, p, v: _parse_shard(v),
+              help="K/N: render only shard K (0-based) of N, e.g. one per machine into a shared OUT; "
+                   "then run once without --shard to merge the manifests.")
 def render(models, classes, variations, size, seed, batch_size, msaa, device, textures, backgrounds, lod,
-           per_model, out, quiet):
+           per_model, out, quiet, workers, shard):
     """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl.
 
-    Re-running the same command resumes where it stopped.
+    Re-running the same command resumes where it stopped. Every image depends only on (seed, model,
+    index), so shards, workers and resumed runs give the same files.
     """
     from renderer import PlatformError, Renderer
     from renderer.export import OutputMismatch, render_dataset
+    from renderer.parallel import render_parallel
 
     root, library = _load_library(models, classes)
     config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod)
     try:
-        renderer = Renderer(library, config)
-        summary = render_dataset(renderer, out, per_model, models_root=root, progress=not quiet)
-    except (PlatformError, OutputMismatch, FileNotFoundError) as exc:
+        if workers > 1:
+            summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet)
+        else:
+            renderer = Renderer(library, config)
+            summary = render_dataset(renderer, out, per_model, models_root=root, progress=not quiet, shard=shard)
+    except (PlatformError, OutputMismatch, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     click.echo(
         f"{summary.rendered} images rendered, {summary.already_done} already there, "

@@ -16,7 +16,7 @@ import moderngl
 import numpy as np
 
 from .library import Model, ModelLibrary, report
-from .lod import SilhouetteCheck, build_lods
+from .lod import SilhouetteCheck, cached_lods
 from .meshes import MeshData
 from .noise import noise_volume
 from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
@@ -56,6 +56,22 @@ class RenderConfig:
             raise ValueError("batch size must be at least 1")
         if self.msaa not in (0, 1, 2, 4, 8):
             raise ValueError(f"msaa must be 0, 2, 4 or 8 (got {self.msaa})")
+
+
+def _lod_cache():
+    from assets.models import cache_dir
+
+    return cache_dir() / "lod"
+
+
+def atlas_columns(size: int) -> int:
+    """Cells per atlas side: a function of the image size only (see Renderer.__init__)."""
+    return max(1, min(int(math.isqrt(MAX_BATCH)), ATLAS_SIDE // size))
+
+
+def batch_capacity(config: RenderConfig) -> int:
+    """Images per draw and per read-back."""
+    return min(config.batch_size, atlas_columns(config.size) ** 2)
 
 
 @dataclass(frozen=True)
@@ -176,7 +192,7 @@ class Renderer:
         # The atlas layout depends on the image size only, and a sample's cell on its global index
         # only: rasterisation rounding differs (slightly) between cells, so this is what makes an
         # image bit-identical whatever the batch size, order, worker or process.
-        cols = max(1, min(int(math.isqrt(MAX_BATCH)), ATLAS_SIDE // config.size))
+        cols = atlas_columns(config.size)
         self._grid = (cols, cols)
         cap = self.batch_capacity
         self._instances = ctx.buffer(reserve=cap * SAMPLE_FLOATS * 4, dynamic=True)
@@ -215,7 +231,7 @@ class Renderer:
     @property
     def batch_capacity(self) -> int:
         """Images per draw and per read-back."""
-        return min(self.config.batch_size, self.cells)
+        return batch_capacity(self.config)
 
     def global_index(self, spec: SampleSpec) -> int:
         return spec.index * len(self.models) + spec.model
@@ -344,7 +360,7 @@ class Renderer:
             if self.config.lod:
                 if self._check is None:
                     self._check = SilhouetteCheck(self.ctx)
-                mesh = build_lods(model.mesh, self.config.size, self._check)[0].mesh
+                mesh = cached_lods(model.mesh, self.config.size, self._check, _lod_cache())[0].mesh
             g = _GpuModel(self.ctx, self._pool, model, mesh, self._blank)
             self._gpu[i] = g
         return g

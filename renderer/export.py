@@ -85,8 +85,8 @@ def read_manifest(path: Path) -> list[dict]:
     return entries
 
 
-def settings_of(renderer: Renderer, models_root: Path) -> dict:
-    c = renderer.config
+def settings_of(c, models_root: Path) -> dict:
+    """What a resumed or sharded render must share with the one that started the folder."""
     return {
         "models": str(models_root),
         "size": c.size,
@@ -96,16 +96,13 @@ def settings_of(renderer: Renderer, models_root: Path) -> dict:
     }
 
 
-def render_dataset(
-    renderer: Renderer,
-    out: Path,
-    per_model: int,
-    models_root: Path,
-    progress: bool = True,
-) -> RenderSummary:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = settings_of(renderer, models_root)
+def shard_manifest(shard: tuple[int, int]) -> str:
+    k, n = shard
+    return MANIFEST if n == 1 else f"manifest.shard-{k}-of-{n}.jsonl"
+
+
+def check_settings(out: Path, settings: dict) -> None:
+    """Write OUT/render.json on first use; refuse a folder rendered with other settings."""
     settings_path = out / SETTINGS
     if settings_path.is_file():
         previous = json.loads(settings_path.read_text())
@@ -118,20 +115,72 @@ def render_dataset(
     else:
         atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
 
-    for stale in out.rglob(".*.tmp"):  # left by a job killed mid-write (SIGKILL skips cleanup)
-        stale.unlink(missing_ok=True)
-    manifest_path = out / MANIFEST
-    done = {e["path"]: e for e in read_manifest(manifest_path) if (out / e.get("path", "")).is_file()}
-    # rewrite first so that appends never follow a torn line
-    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in done.values()))
 
+def done_entries(out: Path) -> dict[str, dict]:
+    """Manifest entries of every shard whose image is on disk."""
+    done = {}
+    for path in [out / MANIFEST, *sorted(out.glob("manifest.shard-*.jsonl"))]:
+        for e in read_manifest(path):
+            if (out / e.get("path", "")).is_file():
+                done[e["path"]] = e
+    return done
+
+
+def merge_manifests(out: Path, remove_shards: bool) -> int:
+    """One sorted OUT/manifest.jsonl from all shards' manifests; returns its length."""
+    entries = done_entries(out)
+    ordered = sorted(entries.values(), key=lambda e: (e["class"], e["model"], e["index"]))
+    atomic_write_text(out / MANIFEST, "".join(json.dumps(e) + "\n" for e in ordered))
+    if remove_shards:
+        for path in out.glob("manifest.shard-*.jsonl"):
+            path.unlink(missing_ok=True)
+    return len(ordered)
+
+
+def in_shard(global_index: int, block: int, shard: tuple[int, int]) -> bool:
+    """Blocks of `block` consecutive global indices go to shards in turn (as RenderStream does)."""
+    return (global_index // block) % shard[1] == shard[0]
+
+
+def render_dataset(
+    renderer: Renderer,
+    out: Path,
+    per_model: int,
+    models_root: Path,
+    progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+    on_progress=None,
+    merge: bool = True,
+) -> RenderSummary:
+    """Render this shard's images of models x range(per_model) into `out`, skipping those already there.
+
+    Images depend only on (seed, model, index), so any split into shards, workers or resumed runs gives
+    the same files. An unsharded run also merges every shard's manifest into OUT/manifest.jsonl.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, settings_of(renderer.config, models_root))
+    if shard[1] == 1:  # a job killed mid-write leaves temp files (SIGKILL skips cleanup)
+        for stale in out.rglob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+    manifest_path = out / shard_manifest(shard)
+    done = done_entries(out)
+    mine = [e for e in read_manifest(manifest_path) if e["path"] in done]
+    # rewrite first so that appends never follow a torn line
+    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in mine))
+
+    n_models = len(renderer.models)
+    block = renderer.batch_capacity
     todo: list[SampleSpec] = []
+    total = 0
     for k in range(per_model):  # global-index order: consecutive samples fill distinct atlas cells
         for m, model in enumerate(renderer.models):
+            if not in_shard(k * n_models + m, block, shard):
+                continue
+            total += 1
             if image_name(model.label, model.ref.name, k) not in done:
                 todo.append(SampleSpec(m, k))
-    summary = RenderSummary(already_done=len(renderer.models) * per_model - len(todo),
-                            total=len(renderer.models) * per_model,
+    summary = RenderSummary(already_done=total - len(todo), total=total,
                             skipped_models=[(str(p), r) for p, r in renderer.library.skipped])
     bar = None
     if progress:
@@ -152,12 +201,15 @@ def render_dataset(
             summary.rendered += len(lines)
             if bar is not None:
                 bar.update(len(lines))
+            if on_progress is not None:
+                on_progress(len(lines))
 
         for i in range(0, len(todo), batch):
             specs = todo[i:i + batch]
             params = renderer.params(specs)
             images = renderer.render(specs, params=params)
             files, lines = [], []
+            rows = params.rows()
             for j, spec in enumerate(specs):
                 model = renderer.models[spec.model]
                 rel = image_name(model.label, model.ref.name, spec.index)
@@ -165,7 +217,7 @@ def render_dataset(
                 lines.append(json.dumps({
                     "path": rel, "class": model.label, "model": model.key,
                     "model_file": str(model.ref.path), "seed": renderer.config.seed, "index": spec.index,
-                    "params": params.row(j),
+                    "params": rows[j],
                 }))
             if previous is not None:  # the last batch's PNGs were encoded while this one rendered
                 finish(*previous)
@@ -175,7 +227,6 @@ def render_dataset(
     summary.seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    entries = {e["path"]: e for e in read_manifest(manifest_path)}
-    ordered = sorted(entries.values(), key=lambda e: (e["class"], e["model"], e["index"]))
-    atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in ordered))
+    if merge and shard[1] == 1:
+        merge_manifests(out, remove_shards=True)
     return summary

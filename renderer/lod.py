@@ -15,6 +15,7 @@ otherwise the full mesh is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import moderngl
 import numpy as np
@@ -33,6 +34,9 @@ MIN_VIEW_IOU = 0.88
 FAR_PX = 2.0
 MAX_FAR_PIXELS = 3
 MIN_SAVING = 0.7  # a level must have at most this fraction of the faces to be worth it
+
+
+LOD_VERSION = 3  # bump when simplification or the check change: old cache entries are then ignored
 
 
 @dataclass
@@ -254,3 +258,54 @@ def build_lods(mesh: MeshData, size: int | None = None, check: SilhouetteCheck |
         if check.accepts(mesh, simple, size):
             return [LevelOfDetail(size, simple), full]
     return [full]
+
+
+def _mesh_key(mesh: MeshData, size: int) -> str:
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for a in (mesh.positions, mesh.normals, mesh.colors, mesh.layers, mesh.indices, mesh.uvs):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(f"{size}:{LOD_VERSION}:{MIN_MEAN_IOU}:{MIN_VIEW_IOU}:{FAR_PX}:{MAX_FAR_PIXELS}".encode())
+    return h.hexdigest()
+
+
+def cached_lods(mesh: MeshData, size: int, check: SilhouetteCheck, cache: Path | None) -> list[LevelOfDetail]:
+    """build_lods, remembered on disk: the check renders 30 silhouettes per candidate, and every
+    render job, worker and rerun at the same size would otherwise repeat it."""
+    if cache is None:
+        return build_lods(mesh, size, check)
+    path = Path(cache) / f"{_mesh_key(mesh, size)}.npz"
+    full = LevelOfDetail(1 << 30, mesh)
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                if int(d["simplified"]) == 0:
+                    return [full]
+                simple = MeshData(positions=d["positions"], normals=d["normals"], uvs=d["uvs"], colors=d["colors"],
+                                  layers=d["layers"], indices=d["indices"], textures=mesh.textures,
+                                  has_uvs=mesh.has_uvs)
+                return [LevelOfDetail(size, simple), full]
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache entry: rebuild it
+    levels = build_lods(mesh, size, check)
+    try:
+        import io
+        import os
+        import tempfile
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        if len(levels) == 1:
+            np.savez(buf, simplified=0)
+        else:
+            m = levels[0].mesh
+            np.savez(buf, simplified=1, positions=m.positions, normals=m.normals, uvs=m.uvs, colors=m.colors,
+                     layers=m.layers, indices=m.indices)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache is only slower
+    return levels

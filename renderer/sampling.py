@@ -61,31 +61,45 @@ class ParamTable(dict):
 
     def row(self, i: int) -> dict:
         """One image's parameters as plain JSON-able values, grouped by variation."""
-        def f(k, nd=4):
-            return np.round(self[k][i], nd).tolist()
+        return self.take(slice(i, i + 1)).rows()[0]
 
-        n_l, n_o = int(self["n_lights"][i]), int(self["n_occluders"][i])
-        return {
-            "texture": {"mode": TEXTURE_MODES[int(self["tex_mode"][i])],
-                        "kind": PROCEDURAL_KINDS[int(self["tex_kind"][i])],
-                        "color1": f("tex_color1"), "color2": f("tex_color2"), "scale": f("tex_scale"),
-                        "direction": f("tex_dir"), "image": int(self["tex_image"][i]),
-                        "specular": f("specular"), "shininess": f("shininess", 2)},
-            "lighting": {"ambient": f("ambient"), "directions": f("light_dir")[:n_l],
-                         "colors": f("light_col")[:n_l], "temperatures": f("light_temp", 0)[:n_l]},
-            "background": {"mode": BACKGROUND_MODES[int(self["bg_mode"][i])], "color1": f("bg_color1"),
-                           "color2": f("bg_color2"), "angle": f("bg_angle"), "noise_scale": f("bg_noise"),
-                           "image": int(self["bg_image"][i]), "crop": f("bg_crop")},
-            "camera": {"azimuth": f("cam_azimuth", 3), "elevation": f("cam_elevation", 3),
-                       "distance": f("cam_distance"), "roll": f("cam_roll", 3), "fov": f("cam_fov", 3),
-                       "jitter": f("cam_jitter")},
-            "occluders": [{"centre": f("occ_centre")[j], "depth": f("occ_depth")[j],
-                           "half_size": f("occ_half")[j], "angle": f("occ_angle")[j],
-                           "color": f("occ_color")[j], "patterned": bool(self["occ_pattern"][i, j])}
-                          for j in range(n_o)],
-            "augment2d": {"mirror": bool(self["aug_mirror"][i]), "crop": f("aug_crop"), "shear": f("aug_shear", 3),
-                          "contrast": f("aug_contrast"), "illumination": f("aug_illum")},
-        }
+    def rows(self) -> list[dict]:
+        """Every image's parameters as plain JSON-able values (rounded once per column)."""
+        def col(k, nd=4):
+            return np.round(self[k], nd).tolist()
+
+        tex_mode, tex_kind, bg_mode = self["tex_mode"].tolist(), self["tex_kind"].tolist(), self["bg_mode"].tolist()
+        c = {k: col(k) for k in ("tex_color1", "tex_color2", "tex_scale", "tex_dir", "specular", "ambient", "light_dir",
+                                 "light_col", "bg_color1", "bg_color2", "bg_angle", "bg_noise", "bg_crop",
+                                 "cam_distance", "cam_jitter", "occ_centre", "occ_depth", "occ_half", "occ_angle",
+                                 "occ_color", "aug_crop", "aug_contrast", "aug_illum")}
+        c.update({k: col(k, 3) for k in ("cam_azimuth", "cam_elevation", "cam_roll", "cam_fov", "aug_shear")})
+        shin, temps = col("shininess", 2), col("light_temp", 0)
+        ints = {k: self[k].tolist() for k in ("tex_image", "bg_image", "n_lights", "n_occluders")}
+        patterned, mirror = self["occ_pattern"].tolist(), self["aug_mirror"].tolist()
+        out = []
+        for i in range(len(self)):
+            n_l, n_o = ints["n_lights"][i], ints["n_occluders"][i]
+            out.append({
+                "texture": {"mode": TEXTURE_MODES[tex_mode[i]], "kind": PROCEDURAL_KINDS[tex_kind[i]],
+                            "color1": c["tex_color1"][i], "color2": c["tex_color2"][i], "scale": c["tex_scale"][i],
+                            "direction": c["tex_dir"][i], "image": ints["tex_image"][i],
+                            "specular": c["specular"][i], "shininess": shin[i]},
+                "lighting": {"ambient": c["ambient"][i], "directions": c["light_dir"][i][:n_l],
+                             "colors": c["light_col"][i][:n_l], "temperatures": temps[i][:n_l]},
+                "background": {"mode": BACKGROUND_MODES[bg_mode[i]], "color1": c["bg_color1"][i],
+                               "color2": c["bg_color2"][i], "angle": c["bg_angle"][i], "noise_scale": c["bg_noise"][i],
+                               "image": ints["bg_image"][i], "crop": c["bg_crop"][i]},
+                "camera": {"azimuth": c["cam_azimuth"][i], "elevation": c["cam_elevation"][i],
+                           "distance": c["cam_distance"][i], "roll": c["cam_roll"][i], "fov": c["cam_fov"][i],
+                           "jitter": c["cam_jitter"][i]},
+                "occluders": [{"centre": c["occ_centre"][i][j], "depth": c["occ_depth"][i][j],
+                               "half_size": c["occ_half"][i][j], "angle": c["occ_angle"][i][j],
+                               "color": c["occ_color"][i][j], "patterned": patterned[i][j]} for j in range(n_o)],
+                "augment2d": {"mirror": mirror[i], "crop": c["aug_crop"][i], "shear": c["aug_shear"][i],
+                              "contrast": c["aug_contrast"][i], "illumination": c["aug_illum"][i]},
+            })
+        return out
 
 
 @dataclass(frozen=True)

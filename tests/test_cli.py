@@ -120,3 +120,28 @@ def test_preview_has_a_row_per_variation(default_models, tmp_path):
 @pytest.mark.parametrize("cmd", ["render", "preview"])
 def test_help(cmd):
     assert "--models" in _run(cmd, "--help").output
+
+
+def test_workers_and_shards_give_the_same_dataset(default_models, tmp_path):
+    base = ["render", "--models", str(default_models), "--per-model", "3", "--size", "32", "--batch-size", "16",
+            "--quiet"]
+    one, two, sharded = tmp_path / "one", tmp_path / "two", tmp_path / "sharded"
+    assert _run(*base, "--out", str(one)).exit_code == 0
+    r = _run(*base, "--out", str(two), "--workers", "2")
+    assert r.exit_code == 0 and "81 images rendered" in r.output
+    assert _files(two) == _files(one)
+    assert (two / "manifest.jsonl").read_text() == (one / "manifest.jsonl").read_text()
+    # two machines, one shard each, into a shared folder; then one plain run merges the manifests
+    first = _run(*base, "--out", str(sharded), "--shard", "0/2")
+    second = _run(*base, "--out", str(sharded), "--shard", "1/2")
+    assert first.exit_code == 0 and second.exit_code == 0
+    n0, n1 = (int(x.output.split()[0]) for x in (first, second))
+    assert n0 + n1 == 81 and n0 > 0 and n1 > 0
+    assert len(list(sharded.glob("manifest.shard-*.jsonl"))) == 2
+    merged = _run(*base, "--out", str(sharded))
+    assert "0 images rendered, 81 already there" in merged.output
+    assert _files(sharded) == _files(one)
+    assert (sharded / "manifest.jsonl").read_text() == (one / "manifest.jsonl").read_text()
+    assert not list(sharded.glob("manifest.shard-*.jsonl"))
+    bad = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "x"), "--shard", "2/2"])
+    assert bad.exit_code == 2 and "0 <= K < N" in bad.output

@@ -1,0 +1,98 @@
+"""Rendering a dataset with several processes (CPU cores or GPUs) on one machine.
+
+Each worker is a spawned process with its own EGL context (on GPU w mod n_gpus when GPUs are
+visible) that renders one sub-shard of this machine's shard; the parent shows one progress bar and
+merges the workers' manifests. Spawned rather than forked: Mesa's state is not fork-safe.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+
+from .core import batch_capacity
+from .export import RenderSummary, check_settings, merge_manifests, render_dataset, settings_of
+
+
+def _worker(models_root: Path, config, out: Path, per_model: int, shard: tuple[int, int], q, gpus: int) -> None:
+    try:
+        from .core import Renderer
+        from .library import ModelLibrary
+
+        if gpus > 1 and config.device is None:
+            config = replace(config, device=shard[0] % gpus)
+        library = ModelLibrary.load(models_root, on_skip=lambda m: None)
+        renderer = Renderer(library, config)
+        s = render_dataset(renderer, out, per_model, models_root, progress=False, shard=shard,
+                           on_progress=lambda n: q.put(("progress", n)), merge=False)
+        q.put(("done", (s.rendered, s.already_done, s.total)))
+    except BaseException as exc:  # reported to the parent as one line; the traceback for debugging
+        q.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()))
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no torch or no driver: CPU rendering
+        return 0
+
+
+def render_parallel(library, config, out: Path, per_model: int, models_root: Path, workers: int,
+                    shard: tuple[int, int] = (0, 1), progress: bool = True) -> RenderSummary:
+    """This machine's shard rendered by `workers` processes; sub-shard w is (k + n w, n W)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, settings_of(config, models_root))  # before the workers race to write it
+    k, n = shard
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    gpus = _gpu_count()
+    procs = [ctx.Process(target=_worker, args=(models_root, config, out, per_model, (k + n * w, n * workers), q,
+                                               gpus), daemon=True) for w in range(workers)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        block = batch_capacity(config)
+        total = sum(1 for i in range(len(library.models) * per_model) if (i // block) % n == k)
+        bar = tqdm(total=total, unit="img", desc=f"render x{workers}", dynamic_ncols=True, smoothing=0.1)
+    summary = RenderSummary(skipped_models=[(str(p), r) for p, r in library.skipped])
+    finished, error = 0, None
+    while finished < workers and error is None:
+        try:
+            msg = q.get(timeout=1.0)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                error = ("a render worker died (exit code "
+                         f"{next(p.exitcode for p in procs if p.exitcode not in (None, 0))})", "")
+            continue
+        if msg[0] == "progress" and bar is not None:
+            bar.update(msg[1])
+        elif msg[0] == "done":
+            finished += 1
+            summary.rendered += msg[1][0]
+            summary.already_done += msg[1][1]
+            summary.total += msg[1][2]
+        elif msg[0] == "error":
+            error = (msg[1], msg[2])
+    if bar is not None:
+        bar.close()
+    for p in procs:
+        if error is not None and p.is_alive():
+            p.terminate()
+        p.join()
+    summary.seconds = time.perf_counter() - start
+    if error is not None:
+        raise RuntimeError(error[0])
+    if n == 1:
+        merge_manifests(out, remove_shards=True)
+    return summary
