@@ -218,3 +218,19 @@ def test_bad_config_is_rejected():
         RenderConfig(size=8)
     with pytest.raises(ValueError, match="unknown variation"):
         VariationConfig.parse("texture,sparkles")
+
+
+def test_no_egl_gives_one_clear_error(monkeypatch):
+    import moderngl
+
+    from renderer import PlatformError, create_context
+
+    def broken(**kwargs):
+        raise Exception("eglGetDisplay failed\nmore driver text")
+
+    monkeypatch.setattr(moderngl, "create_context", broken)
+    with pytest.raises(PlatformError) as err:
+        create_context()
+    text = str(err.value)
+    assert "\n" not in text and "eglGetDisplay failed" in text
+    assert "apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri" in text
