@@ -66,10 +66,13 @@ def test_stream_matches_mixreal_render_with_any_number_of_workers(default_models
 
 
 def test_stream_labels_follow_class_names(default_models):
-    s = _stream(default_models, length=27, class_names=["truck", "car"])
+    s = _stream(default_models, length=12, class_names=["truck", "automobile"])
+    assert s.n_models == 6 and s.class_names == ["truck", "car"]  # only those classes' models are used
     got = [(y, i) for _, y, i in s]
-    assert {y for y, _ in got} == {0, 1} and len(got) == 6  # other classes' models are left out
-    assert s.missing_classes == []
+    assert [i for _, i in got] == list(range(12))
+    assert [y for y, _ in got] == [1, 1, 1, 0, 0, 0] * 2 and s.missing_classes == []
+    with pytest.raises(ValueError, match="no models of the classes"):
+        _stream(default_models, length=4, class_names=["bird"])
 
 
 def _real(n_per_class=30, classes=3):
@@ -147,3 +150,25 @@ def test_mixing_with_a_render_stream(default_models):
     for images, labels, is_real in batches:
         assert images.shape == (32, 3, SIZE, SIZE) and int(is_real.sum()) == 8
         assert set(labels[~is_real].tolist()) <= {0, 1, 2}
+
+
+def _epochs(mb, n):
+    return [[(x.clone(), y.clone(), r.clone()) for x, y, r in mb] for _ in range(n)]
+
+
+def test_a_resumed_epoch_sees_exactly_the_same_batches(default_models):
+    real = _real(n_per_class=10)
+    real.class_names = ["airplane", "car", "horse"]
+    sources = {
+        "disk": lambda: _Synthetic(),
+        "stream": lambda: RenderStream(default_models, RenderConfig(size=SIZE, batch_size=64),
+                                       class_names=["airplane", "car", "horse"]),
+    }
+    for name, make in sources.items():
+        straight = _epochs(MixedBatches(real, make(), "1:3", batch_size=16, seed=5), 3)
+        resumed = _epochs(MixedBatches(real, make(), "1:3", batch_size=16, seed=5, start_epoch=2), 1)
+        assert len(straight[2]) == len(resumed[0]) == 8, name  # 30 real / 4 per batch, last one short
+        for (xa, ya, ra), (xb, yb, rb) in zip(straight[2], resumed[0], strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ra, rb), name
+        # and epochs differ from each other
+        assert not torch.equal(straight[0][0][0], straight[1][0][0]), name

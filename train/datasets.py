@@ -105,14 +105,25 @@ class RenderStream(IterableDataset):
     """
 
     def __init__(self, models: Path, config, class_names: list[str] | None = None, start: int = 0,
-                 length: int | None = None, with_index: bool = False):
-        from renderer import ModelLibrary
+                 length: int | None = None, with_index: bool = False, block: int | None = None):
+        from renderer import ModelLibrary, discover_models
 
         self.models_root = Path(models)
         self.config = config
         self.start, self.length, self.with_index = int(start), length, with_index
-        # load once here for the class list and errors; workers reload (their own GL context)
-        library = ModelLibrary.load(self.models_root, on_skip=lambda m: None)
+        # block: yield whole blocks of this many images (as batch tensors) instead of single images;
+        # with a DataLoader over workers, blocks then arrive in index order (MixedBatches relies on it)
+        self.block = block
+        # with class_names, only models of those classes (matched through the alias table) are used,
+        # as `mixreal render --classes` does: the global index runs over the models kept
+        self.folder_classes = None
+        if class_names is not None:
+            wanted = {canonical(c) for c in class_names}
+            refs, _ = discover_models(self.models_root)
+            self.folder_classes = sorted({r.label for r in refs if canonical(r.label) in wanted})
+            if not self.folder_classes:
+                raise ValueError(f"{self.models_root}: no models of the classes {', '.join(sorted(wanted))}")
+        library = ModelLibrary.load(self.models_root, on_skip=lambda m: None, classes=self.folder_classes)
         found = sorted({canonical(m.label) for m in library.models})
         self.class_names = [canonical(c) for c in class_names] if class_names is not None else found
         index = {c: i for i, c in enumerate(self.class_names)}
@@ -132,13 +143,13 @@ class RenderStream(IterableDataset):
         gpus = _gpu_count()
         if config.device is None and gpus > 1:
             config = replace(config, device=shard % gpus)
-        library = ModelLibrary.load(self.models_root, on_skip=lambda m: None)
+        library = ModelLibrary.load(self.models_root, on_skip=lambda m: None, classes=self.folder_classes)
         return Renderer(library, config)
 
     def __iter__(self) -> Iterator:
         shard, shards = shard_info()
         renderer = self._renderer(shard)
-        block = renderer.batch_capacity
+        block = self.block or renderer.batch_capacity
         end = None if self.length is None else self.start + self.length
         b = shard
         try:
@@ -149,6 +160,12 @@ class RenderStream(IterableDataset):
                 hi = lo + block if end is None else min(lo + block, end)
                 indices = range(lo, hi)
                 images = renderer.render([renderer.spec_at(i) for i in indices])
+                if self.block:
+                    labels = torch.tensor([self.model_labels[i % self.n_models] for i in indices])
+                    batch = torch.from_numpy(images).permute(0, 3, 1, 2)
+                    yield (batch, labels, torch.tensor(list(indices))) if self.with_index else (batch, labels)
+                    b += shards
+                    continue
                 for j, i in enumerate(indices):
                     label = self.model_labels[i % self.n_models]
                     if label < 0:

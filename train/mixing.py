@@ -6,6 +6,11 @@ real training set, in a new order each epoch; the synthetic source is reshuffled
 up (on-disk set) or simply continues (a RenderStream). The last, partial batch follows `last`:
 "keep" (fewer real images, synthetic cut to keep the ratio) or "drop". Real-only and synthetic-only
 training are the ratios 1:0 and 0:1 of the same loader.
+
+What an epoch sees depends only on (seed, epoch): every batch consumes one whole block of synthetic
+images (the short last batch uses the front of its block), so after e epochs exactly the first
+e * len(self) blocks of the synthetic sequence are used, and a resumed run (`start_epoch`) starts the
+synthetic source right there.
 """
 
 from __future__ import annotations
@@ -48,16 +53,16 @@ class Ratio:
 
 
 class _Reshuffling(Sampler):
-    """Endless indices: a fresh seeded permutation of the dataset each pass."""
+    """Endless indices: a fresh seeded permutation of the dataset each pass, from position `offset`."""
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed = n, seed
+    def __init__(self, n: int, seed: int, offset: int = 0):
+        self.n, self.seed, self.offset = n, seed, offset
 
     def __iter__(self) -> Iterator[int]:
-        epoch = 0
+        p, skip = divmod(self.offset, self.n)
         while True:
-            yield from np.random.default_rng([self.seed, epoch]).permutation(self.n).tolist()
-            epoch += 1
+            yield from np.random.default_rng([self.seed, p]).permutation(self.n)[skip:].tolist()
+            p, skip = p + 1, 0
 
 
 class MixedBatches:
@@ -65,7 +70,7 @@ class MixedBatches:
 
     def __init__(self, real: Dataset | None, synthetic: Dataset | IterableDataset | None, ratio: Ratio | str,
                  batch_size: int = 128, seed: int = 0, last: str = "keep", workers: int = 0,
-                 epoch_batches: int | None = None):
+                 epoch_batches: int | None = None, start_epoch: int = 0):
         self.ratio = Ratio.parse(ratio) if isinstance(ratio, str) else ratio
         self.n_real, self.n_syn = self.ratio.split(batch_size)
         if self.n_real and real is None:
@@ -76,7 +81,8 @@ class MixedBatches:
             raise ValueError(f"last={last!r}: 'keep' or 'drop'")
         self.real, self.synthetic = real, synthetic
         self.batch_size, self.seed, self.last = batch_size, seed, last
-        self.epoch = 0
+        self.epoch = start_epoch
+        self._start_epoch = start_epoch
         self._epoch_batches = epoch_batches
         self._syn_iter: Iterator | None = None
         self._workers = workers
@@ -92,25 +98,23 @@ class MixedBatches:
         n = len(self.real)
         return math.ceil(n / self.n_real) if self.last == "keep" else n // self.n_real
 
-    def _synthetic_batches(self) -> Iterator:
+    def _synthetic_blocks(self) -> Iterator:
+        """Blocks of n_syn synthetic images, from where `start_epoch` left off."""
         if self._syn_iter is None:
-            syn = self.synthetic
+            syn, offset = self.synthetic, self._start_epoch * len(self) * self.n_syn
             if isinstance(syn, IterableDataset):
-                loader = stream_loader(syn, batch_size=None, workers=self._workers)
+                import copy
+                from dataclasses import replace as _  # noqa: F401  (RenderStream is copied below)
+
+                stream = copy.copy(syn)
+                stream.start, stream.length, stream.block = syn.start + offset, None, self.n_syn
+                stream.with_index = False
+                loader = stream_loader(stream, batch_size=None, workers=self._workers)
             else:
-                loader = DataLoader(syn, batch_size=None, sampler=_Reshuffling(len(syn), self.seed + 1),
+                loader = DataLoader(syn, batch_size=self.n_syn, sampler=_Reshuffling(len(syn), self.seed + 1, offset),
                                     num_workers=self._workers)
             self._syn_iter = iter(loader)
         return self._syn_iter
-
-    def _take_synthetic(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        it = self._synthetic_batches()
-        images, labels = [], []
-        while len(images) < n:
-            item = next(it)
-            images.append(item[0])
-            labels.append(int(item[1]))
-        return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -127,10 +131,10 @@ class MixedBatches:
                 n_real, n_syn = 0, self.n_syn
                 real_x = real_y = None
             parts_x, parts_y = ([real_x], [real_y]) if n_real else ([], [])
-            if n_syn:
-                sx, sy = self._take_synthetic(n_syn)
-                parts_x.append(sx)
-                parts_y.append(sy)
+            if self.n_syn:
+                sx, sy = next(self._synthetic_blocks())[:2]  # a whole block, always: see the module doc
+                parts_x.append(sx[:n_syn])
+                parts_y.append(sy[:n_syn])
             images, labels = torch.cat(parts_x), torch.cat(parts_y)
             is_real = torch.zeros(len(labels), dtype=torch.bool)
             is_real[:n_real] = True
