@@ -218,5 +218,119 @@ def _download(folder: Path, needed: list[str], given: dict) -> dict:
     return out
 
 
+@main.group("train")
+def train_group() -> None:
+    """Train classifiers."""
+
+
+AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
+
+
+@train_group.command("classify")
+@click.option("--real", "real_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="CIFAR-DA folder (train/val/test .npz from `mixreal data cifar-da`).")
+@click.option("--synthetic", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A `mixreal render` output folder.")
+@click.option("--stream", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A models folder to render from on the fly.")
+@click.option("--ratio", default="1:7", show_default=True,
+              help="real:synthetic per minibatch (1:0 real only, 0:1 synthetic only), or auto (picks among "
+                   "1:1, 1:3, 1:7, 1:15 by validation accuracy).")
+@click.option("--model", default="resnet20", show_default=True, type=click.Choice(["resnet20", "alexnet"]))
+@click.option("--scale", default="paper", show_default=True, type=click.Choice(["paper", "quick"]),
+              help="paper: the paper's schedule; quick: the same shape on a CPU budget.")
+@click.option("--epochs", type=int, default=None, help="Override the preset's epochs.")
+@click.option("--lr", type=float, default=None, help="Override the preset's learning rate.")
+@click.option("--batch-size", type=int, default=None, help="Override the preset's batch size (128).")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random crop (4 px padding) + horizontal flip.")
+@click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="DataLoader workers (synthetic source).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--quiet", is_flag=True)
+def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr, batch_size, augment, variations,
+                   seed, workers, device, out, quiet):
+    """Train a classifier on real + synthetic minibatches; evaluate on real images every epoch.
+
+    Writes RUN/metrics.csv, RUN/accuracy.png, TensorBoard events, RUN/best.pt (best validation), RUN/last.pt
+    and RUN/summary.json (test accuracy at the best validation epoch, with the exact config). Running the same
+    command again resumes after the last completed epoch.
+    """
+    from train.config import preset
+    from train.loop import RunMismatch, train_classifier
+    from train.mixing import Ratio
+
+    ratios = AUTO_RATIOS if ratio == "auto" else (ratio,)
+    try:
+        parsed = [Ratio.parse(r) for r in ratios]
+    except ValueError as exc:
+        _fail(str(exc))
+    if synthetic is not None and stream is not None:
+        _fail("give --synthetic or --stream, not both")
+    needs_synthetic = any(r.synthetic for r in parsed)
+    if needs_synthetic and synthetic is None and stream is None:
+        _fail(f"ratio {ratio} needs synthetic images: --synthetic DIR or --stream MODELS")
+    real_only = all(r.synthetic == 0 for r in parsed)
+    try:
+        train, val, test = (_real_split(real_dir, s) for s in ("train", "val", "test"))
+        classes = train.class_names
+        syn = _synthetic_source(synthetic, stream, classes, variations, seed, model) if needs_synthetic else None
+        results = {}
+        for r in ratios:
+            cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr, batch_size=batch_size,
+                         augment=augment, seed=seed, workers=workers, device=device, ratio=r)
+            Ratio.parse(cfg.ratio).split(cfg.batch_size)
+            run = out if len(ratios) == 1 else out / f"ratio-{r.replace(':', '-')}"
+            results[r] = train_classifier(cfg, train, val, test, syn, run, classes, progress=not quiet,
+                                          log=click.echo)
+    except (RunMismatch, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if len(ratios) > 1:
+        from train.report import write_summary
+
+        best = max(results, key=lambda k: results[k]["best_val_acc"])
+        write_summary(out / "summary.json", {"chosen_ratio": best, **results[best],
+                                             "by_ratio": {k: {"best_val_acc": v["best_val_acc"],
+                                                              "test_acc_at_best_val": v["test_acc_at_best_val"]}
+                                                          for k, v in results.items()}})
+        click.echo(f"ratio auto: chose {best} by validation accuracy")
+        summary = results[best]
+    else:
+        summary = results[ratios[0]]
+    click.echo(f"test accuracy at the best validation epoch ({summary['best_epoch']}): "
+               f"{100 * summary['test_acc_at_best_val']:.2f}% -> {out / 'summary.json'}")
+
+
+def _real_split(folder: Path, split: str):
+    from train.datasets import RealDataset
+
+    return RealDataset.from_split(folder, split)
+
+
+def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], variations: str, seed: int,
+                      model: str):
+    """The synthetic set, labelled with the real set's classes; warns about classes it lacks."""
+    from renderer import RenderConfig, VariationConfig
+    from train.datasets import RenderedDataset, RenderStream
+
+    if synthetic is not None:
+        src = RenderedDataset(synthetic, class_names=classes)
+        if len(src) == 0:
+            _fail(f"{synthetic}: no synthetic image of any real class ({', '.join(classes)})")
+    else:
+        size = 32 if model == "resnet20" else 224
+        cfg = RenderConfig(size=size, seed=seed, variations=VariationConfig.parse(variations))
+        try:
+            src = RenderStream(stream, cfg, class_names=classes)
+        except ValueError as exc:
+            _fail(f"{exc} (the real classes)")
+    if src.missing_classes:
+        click.echo(f"warning: no synthetic images for {', '.join(src.missing_classes)}: those classes train on "
+                   "real images only", err=True)
+    return src
+
+
 if __name__ == "__main__":
     sys.exit(main())

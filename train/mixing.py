@@ -113,7 +113,10 @@ class MixedBatches:
             else:
                 loader = DataLoader(syn, batch_size=self.n_syn, sampler=_Reshuffling(len(syn), self.seed + 1, offset),
                                     num_workers=self._workers)
-            self._syn_iter = iter(loader)
+            # a DataLoader draws its workers' seeds from the global RNG: shield it, so that dropout and
+            # the rest of training see the same random numbers whether or not a run was resumed
+            with torch.random.fork_rng(devices=[]):
+                self._syn_iter = iter(loader)
         return self._syn_iter
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -1,0 +1,137 @@
+"""The classifier trainer: learns, resumes exactly, reports atomically, refuses bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cli import main
+from tests.conftest import REPO, require_data
+from train.cifar_da import RealSplit, write
+from train.config import preset
+from train.datasets import RealDataset
+from train.loop import train_classifier
+from train.report import write_summary
+
+
+def test_a_tiny_run_overfits_a_small_batch(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    data = RealDataset(images, rng.integers(0, 4, 16), ["a", "b", "c", "d"])
+    cfg = preset("resnet20", "quick", real_only=True, epochs=40, batch_size=16, lr=0.05, workers=0)
+    summary = train_classifier(cfg, data, data, data, None, tmp_path / "run", data.class_names, progress=False,
+                               log=lambda m: None)
+    assert summary["best_val_acc"] == 1.0  # it memorised the 16 images
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 41 and rows[0].startswith("epoch,lr,train_loss")
+
+
+@pytest.fixture(scope="module")
+def tiny_real(tmp_path_factory):
+    npz = require_data("cifar", "cifar10-train-subset.npz")
+    out = tmp_path_factory.mktemp("tiny")
+    r = CliRunner().invoke(main, ["data", "cifar-da", "--cifar10", str(npz), "--counts", "40,10,10", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered32(default_models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn")
+    r = CliRunner().invoke(main, ["render", "--models", str(default_models), "--per-model", "20", "--size", "32",
+                                  "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _train_args(real, syn, out, epochs=4):
+    return [sys.executable, "-m", "cli", "train", "classify", "--real", str(real), "--synthetic", str(syn),
+            "--ratio", "1:1", "--batch-size", "32", "--epochs", str(epochs), "--scale", "quick", "--augment",
+            "--workers", "0", "--quiet", "--out", str(out)]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_real, rendered32, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(_train_args(tiny_real, rendered32, straight), check=True, env=env, cwd=REPO,
+                   capture_output=True)
+    proc = subprocess.Popen(_train_args(tiny_real, rendered32, killed), env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = killed / "metrics.csv"
+    deadline = time.time() + 180
+    while time.time() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(metrics.read_text().splitlines()) - 1
+    assert 2 <= done < 4, "the kill should land mid-run"
+    out = subprocess.run(_train_args(tiny_real, rendered32, killed), check=True, env=env, cwd=REPO,
+                         capture_output=True, text=True)
+    assert f"resuming {killed} after epoch" in out.stdout
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(killed / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 3
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    strip = [",".join(line.split(",")[:6]) for line in (straight / "metrics.csv").read_text().splitlines()]
+    assert strip == [",".join(line.split(",")[:6]) for line in (killed / "metrics.csv").read_text().splitlines()]
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["epochs"] == 4 and 0.0 <= summary["test_acc_at_best_val"] <= 1.0
+    assert summary["config"]["ratio"] == "1:1" and summary["config"]["augment"] is True
+    assert (killed / "accuracy.png").is_file() and any((killed / "tensorboard").iterdir())
+
+
+def test_summary_is_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    write_summary(path, {"test_acc_at_best_val": 0.5})
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        write_summary(path, {"test_acc_at_best_val": 0.9})
+    assert json.loads(path.read_text()) == {"test_acc_at_best_val": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+@pytest.mark.parametrize("ratio, extra, message", [
+    ("1-7", [], "expected REAL:SYNTHETIC"),
+    ("one:seven", [], "whole numbers"),
+    ("0:0", [], "not both 0"),
+    ("1:7", ["--batch-size", "100"], "multiple of 8"),
+])
+def test_bad_ratio_strings_are_rejected(tiny_real, rendered32, tmp_path, ratio, extra, message):
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(tiny_real), "--synthetic", str(rendered32),
+                                  "--ratio", ratio, *extra, "--out", str(tmp_path / "r")])
+    assert r.exit_code == 1 and message in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def _real_folder(path, classes):
+    n = len(classes) * 4
+    split = RealSplit(np.zeros((n, 32, 32, 3), np.uint8), np.repeat(np.arange(len(classes)), 4), classes,
+                      np.full(n, "x"), np.arange(n), np.full(n, "x"))
+    write(path, {"train": split, "val": split, "test": split}, {})
+    return path
+
+
+def test_classes_are_matched_by_name(rendered32, tmp_path):
+    partial = _real_folder(tmp_path / "partial", ["aeroplane", "bird"])
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(partial), "--synthetic", str(rendered32),
+                                  "--ratio", "1:1", "--batch-size", "8", "--epochs", "1", "--workers", "0",
+                                  "--quiet", "--out", str(tmp_path / "r1")])
+    assert r.exit_code == 0, r.output
+    assert "no synthetic images for bird" in r.output
+    none = _real_folder(tmp_path / "none", ["bird", "cat"])
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(none), "--synthetic", str(rendered32),
+                                  "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 1 and "no synthetic image of any real class" in r.output

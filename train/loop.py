@@ -1,0 +1,209 @@
+"""The classifier training loop: mixed real + synthetic minibatches, tested on real images only.
+
+One function, read top to bottom: set up, resume if RUN holds a checkpoint, then per epoch train on
+MixedBatches, evaluate on the real validation and test sets, log, keep the best-on-validation and the
+last checkpoint. Everything random is fixed by (seed, epoch) and the checkpointed RNG state, so a run
+killed and resumed ends with the same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .config import TrainConfig
+from .datasets import RealDataset
+from .mixing import MixedBatches
+from .models import build_model, count_parameters
+from .report import plot_curves, read_metrics, write_metrics, write_summary
+
+MEAN, STD = 0.5, 0.25  # uint8 -> roughly zero-mean unit-variance, the same for real and synthetic
+
+
+class RunMismatch(ValueError):
+    """RUN holds a checkpoint of a run with other settings."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def augment(images: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with `pad` px zero padding and a horizontal flip, per image, on a uint8 batch."""
+    b, c, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    flip = torch.rand(b, generator=gen) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def normalise(images: torch.Tensor, size: int) -> torch.Tensor:
+    x = images.float().div_(255.0).sub_(MEAN).div_(STD)
+    if x.shape[-1] != size:  # e.g. AlexNet at 224 px fed 32 px CIFAR images
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: RealDataset, cfg: TrainConfig, device: torch.device) -> float:
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for i in range(0, len(data), 512):
+        x = normalise(data.images[i:i + 512].to(device), cfg.image_size)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            correct += (model(x).argmax(1) == data.labels[i:i + 512].to(device)).sum()
+    return correct.item() / max(1, len(data))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic: a kill mid-save leaves the previous checkpoint intact."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
+        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _comparable(cfg: dict) -> dict:
+    ignore = {"epochs", "workers", "device", "extra"}  # may change between a run and its resumption
+    return {k: v for k, v in cfg.items() if k not in ignore}
+
+
+def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDataset, test: RealDataset,
+                     synthetic, out: Path, class_names: list[str], progress: bool = True, log=print) -> dict:
+    """Train, evaluating on real val and test images every epoch; returns summary.json's content."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = build_model(cfg.model, len(class_names), cfg.image_size).to(device, memory_format=torch.channels_last)
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: sgd or adam")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
+
+    # resume where a killed run stopped: the last completed epoch's checkpoint
+    start_epoch, best = 0, {"val_acc": -1.0, "test_acc": 0.0, "epoch": -1}
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if last_path.is_file():
+        state = load_checkpoint(last_path)
+        if _comparable(state["config"]) != _comparable(cfg.to_dict()):
+            changed = sorted(k for k, v in _comparable(cfg.to_dict()).items() if state["config"].get(k) != v)
+            raise RunMismatch(f"{out}: holds a run with other settings ({', '.join(changed)}); use another --out")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        log(f"resuming {out} after epoch {start_epoch} (best validation {100 * best['val_acc']:.2f}%)")
+    rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] < start_epoch]
+
+    runner = torch.compile(model) if cfg.compile else model
+    batches = MixedBatches(train, synthetic, cfg.ratio, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
+                           start_epoch=start_epoch,
+                           epoch_batches=None if train is not None else max(1, len(val) * 10 // cfg.batch_size))
+    writer = _tensorboard(out / "tensorboard")
+    amp = cfg.amp and device.type == "cuda"
+    title = f"{cfg.model}, ratio {cfg.ratio}, augment {'on' if cfg.augment else 'off'}, seed {cfg.seed}"
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen, t0 = 0, time.perf_counter()
+        it = batches
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True)
+        for images, labels, _is_real in it:
+            if cfg.augment:
+                images = augment(images, gen)
+            x = normalise(images.to(device, non_blocking=True), cfg.image_size)
+            y = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = runner(x)
+                loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            # accumulate on the device: no host synchronisation inside the step
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        seconds = time.perf_counter() - t0
+        val_acc, test_acc = evaluate(model, val, cfg, device), evaluate(model, test, cfg, device)
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1),
+               "train_acc": correct.item() / max(seen, 1), "val_acc": val_acc, "test_acc": test_acc,
+               "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
+        rows.append(row)
+        if writer is not None:
+            for k in ("train_loss", "train_acc", "val_acc", "test_acc", "lr", "images_per_s"):
+                writer.add_scalar(k, row[k], epoch + 1)
+            writer.flush()
+        if val_acc > best["val_acc"]:
+            best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+            save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                                        "class_names": list(class_names)})
+        save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                                    "epoch": epoch, "best": best, "config": cfg.to_dict(),
+                                    "class_names": list(class_names)})
+        write_metrics(out / "metrics.csv", rows)
+        plot_curves(out / "accuracy.png", rows, title)
+        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}, train {100 * row['train_acc']:.1f}%, "
+            f"val {100 * val_acc:.2f}%, test {100 * test_acc:.2f}% ({row['images_per_s']:.0f} img/s)")
+    if writer is not None:
+        writer.close()
+    summary = {
+        "test_acc_at_best_val": best["test_acc"],
+        "best_val_acc": best["val_acc"],
+        "best_epoch": best["epoch"] + 1,
+        "final_test_acc": rows[-1]["test_acc"] if rows else None,
+        "epochs": len(rows),
+        "classes": list(class_names),
+        "real_train_images": len(train) if train is not None else 0,
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "config": replace(cfg).to_dict(),
+    }
+    write_summary(out / "summary.json", summary)
+    return summary
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional at run time
+        return None
+    return SummaryWriter(str(path))

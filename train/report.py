@@ -1,0 +1,60 @@
+"""What a training run leaves for people: metrics.csv, an accuracy-curve PNG, summary.json."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from renderer.export import atomic_write_bytes, atomic_write_text
+
+COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_acc", "test_acc", "seconds", "images_per_s"]
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in COLUMNS})
+    atomic_write_text(Path(path), buf.getvalue())
+
+
+def plot_curves(path: Path, rows: list[dict], title: str) -> None:
+    """Train / validation / test accuracy per epoch, and the learning rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    epochs = [r["epoch"] + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, label in (("train_acc", "train (real + synthetic)"), ("val_acc", "validation (real)"),
+                       ("test_acc", "test (real)")):
+        ax.plot(epochs, [100 * r[key] for r in rows], label=label, marker="o" if len(rows) < 30 else None, ms=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    lr = ax.twinx()
+    lr.plot(epochs, [r["lr"] for r in rows], color="grey", lw=0.8, ls="--")
+    lr.set_ylabel("learning rate", color="grey")
+    lr.set_yscale("log")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    atomic_write_text(Path(path), json.dumps(summary, indent=2) + "\n")
