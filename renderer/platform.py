@@ -29,12 +29,29 @@ def visible_devices() -> list[int] | None:
         return None
 
 
+def _load_triton_first() -> None:
+    """triton (which torch imports for its compiler and optimizers) bundles its own LLVM. Imported after
+    Mesa's llvmpipe has loaded LLVM 15 into the process, it segfaults; imported first, both work. So any
+    process that makes a GL context loads triton first when it is installed (about 0.3 s)."""
+    import importlib.util
+    import sys
+
+    if "triton" in sys.modules:
+        return
+    try:
+        if importlib.util.find_spec("triton") is not None:
+            import triton  # noqa: F401
+    except Exception:  # a broken triton install must not stop rendering
+        pass
+
+
 def create_context(device: int | None = None) -> moderngl.Context:
     """A standalone EGL context; `device` picks one EGL device (GPU index) when several exist.
 
     On a machine without a GPU the only device is Mesa's software rasteriser, so any index
     falls back to it rather than failing: a render job written for a GPU box still runs here.
     """
+    _load_triton_first()
     kwargs: dict = {"standalone": True, "backend": "egl", "require": GL_VERSION}
     if device is not None:
         kwargs["device_index"] = int(device)

@@ -234,3 +234,15 @@ def test_no_egl_gives_one_clear_error(monkeypatch):
     text = str(err.value)
     assert "\n" not in text and "eglGetDisplay failed" in text
     assert "apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri" in text
+
+
+def test_torch_optimisers_work_after_a_gl_context(tmp_path):
+    """Regression: a GL context (llvmpipe's LLVM) followed by torch.optim (which imports triton's LLVM)
+    used to segfault the process."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from renderer import create_context; ctx = create_context();"
+        "import torch; torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1); print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
