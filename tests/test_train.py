@@ -135,3 +135,16 @@ def test_classes_are_matched_by_name(rendered32, tmp_path):
     r = CliRunner().invoke(main, ["train", "classify", "--real", str(none), "--synthetic", str(rendered32),
                                   "--out", str(tmp_path / "r2")])
     assert r.exit_code == 1 and "no synthetic image of any real class" in r.output
+
+
+def test_ratio_auto_picks_by_validation(tiny_real, rendered32, tmp_path):
+    out = tmp_path / "auto"
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(tiny_real), "--synthetic", str(rendered32),
+                                  "--ratio", "auto", "--batch-size", "32", "--epochs", "1", "--workers", "0",
+                                  "--quiet", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["by_ratio"]) == {"1:1", "1:3", "1:7", "1:15"}
+    best = max(summary["by_ratio"], key=lambda k: summary["by_ratio"][k]["best_val_acc"])
+    assert summary["chosen_ratio"] == best and f"chose {best}" in r.output
+    assert all((out / f"ratio-{k.replace(':', '-')}" / "metrics.csv").is_file() for k in summary["by_ratio"])
