@@ -43,11 +43,16 @@ def _mix(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return a[None, None] * (1 - t[..., None]) + b[None, None] * t[..., None]
 
 
-def _texture(i: int, size: int) -> np.ndarray:
-    rng = np.random.default_rng(1000 + i)
-    c = _palette(rng, 3)
+def _canvas(seed: int, colours: int, size: int):
+    """A generator, a palette, pixel coordinates in [0, 1) and a noise field: what every image starts from."""
+    rng = np.random.default_rng(seed)
+    c = _palette(rng, colours)
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    n = _fbm(rng, size)
+    return rng, c, y, x, _fbm(rng, size)
+
+
+def _texture(i: int, size: int) -> np.ndarray:
+    rng, c, y, x, n = _canvas(1000 + i, 3, size)
     kind = i % 8
     if kind == 0:  # marble
         t = 0.5 + 0.5 * np.sin((x + y) * rng.uniform(6, 14) + n * rng.uniform(4, 9))
@@ -79,10 +84,7 @@ def _texture(i: int, size: int) -> np.ndarray:
 
 
 def _background(i: int, size: int) -> np.ndarray:
-    rng = np.random.default_rng(2000 + i)
-    c = _palette(rng, 4)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    n = _fbm(rng, size)
+    rng, c, y, x, n = _canvas(2000 + i, 4, size)
     kind = i % 6
     if kind == 0:  # sky over ground
         horizon = rng.uniform(0.45, 0.8) + 0.05 * (n[0] - 0.5)
