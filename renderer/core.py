@@ -16,7 +16,7 @@ import moderngl
 import numpy as np
 
 from .library import Model, ModelLibrary, report
-from .lod import SilhouetteCheck, cached_lods
+from .lod import SilhouetteCheck, cached_simplify_for
 from .meshes import MeshData
 from .noise import noise_volume
 from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
@@ -360,7 +360,7 @@ class Renderer:
             if self.config.lod:
                 if self._check is None:
                     self._check = SilhouetteCheck(self.ctx)
-                mesh = cached_lods(model.mesh, self.config.size, self._check, _lod_cache())[0].mesh
+                mesh = cached_simplify_for(model.mesh, self.config.size, self._check, _lod_cache()) or model.mesh
             g = _GpuModel(self.ctx, self._pool, model, mesh, self._blank)
             self._gpu[i] = g
         return g

@@ -14,7 +14,6 @@ otherwise the full mesh is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import moderngl
@@ -37,12 +36,6 @@ MIN_SAVING = 0.7  # a level must have at most this fraction of the faces to be w
 
 
 LOD_VERSION = 3  # bump when simplification or the check change: old cache entries are then ignored
-
-
-@dataclass
-class LevelOfDetail:
-    max_size: int  # used for output images up to this many pixels
-    mesh: MeshData
 
 
 def cluster(mesh: MeshData, cells: int) -> MeshData:
@@ -237,11 +230,8 @@ class SilhouetteCheck:
         return mean >= MIN_MEAN_IOU and worst >= MIN_VIEW_IOU and far <= MAX_FAR_PIXELS
 
 
-def build_lods(mesh: MeshData, size: int | None = None, check: SilhouetteCheck | None = None) -> list[LevelOfDetail]:
-    """Levels for rendering at `size` px: the simplest validated mesh when one helps, then the full mesh."""
-    full = LevelOfDetail(1 << 30, mesh)
-    if size is None or check is None:
-        return [full]
+def simplify_for(mesh: MeshData, size: int, check: SilhouetteCheck) -> MeshData | None:
+    """The simplest candidate that passes the silhouette check at `size` px; None: draw the full mesh."""
     candidates = []
     for factor in (0.5, 1, 2, 4):
         budget = int(face_budget(size) * factor)
@@ -256,8 +246,8 @@ def build_lods(mesh: MeshData, size: int | None = None, check: SilhouetteCheck |
         if simple is None or simple.n_faces > MIN_SAVING * mesh.n_faces:
             continue
         if check.accepts(mesh, simple, size):
-            return [LevelOfDetail(size, simple), full]
-    return [full]
+            return simple
+    return None
 
 
 def _mesh_key(mesh: MeshData, size: int) -> str:
@@ -270,25 +260,22 @@ def _mesh_key(mesh: MeshData, size: int) -> str:
     return h.hexdigest()
 
 
-def cached_lods(mesh: MeshData, size: int, check: SilhouetteCheck, cache: Path | None) -> list[LevelOfDetail]:
-    """build_lods, remembered on disk: the check renders 30 silhouettes per candidate, and every
+def cached_simplify_for(mesh: MeshData, size: int, check: SilhouetteCheck, cache: Path | None) -> MeshData | None:
+    """simplify_for, remembered on disk: the check renders 30 silhouettes per candidate, and every
     render job, worker and rerun at the same size would otherwise repeat it."""
     if cache is None:
-        return build_lods(mesh, size, check)
+        return simplify_for(mesh, size, check)
     path = Path(cache) / f"{_mesh_key(mesh, size)}.npz"
-    full = LevelOfDetail(1 << 30, mesh)
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as d:
                 if int(d["simplified"]) == 0:
-                    return [full]
-                simple = MeshData(positions=d["positions"], normals=d["normals"], uvs=d["uvs"], colors=d["colors"],
-                                  layers=d["layers"], indices=d["indices"], textures=mesh.textures,
-                                  has_uvs=mesh.has_uvs)
-                return [LevelOfDetail(size, simple), full]
+                    return None
+                return MeshData(positions=d["positions"], normals=d["normals"], uvs=d["uvs"], colors=d["colors"],
+                                layers=d["layers"], indices=d["indices"], textures=mesh.textures, has_uvs=mesh.has_uvs)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache entry: rebuild it
-    levels = build_lods(mesh, size, check)
+    simple = simplify_for(mesh, size, check)
     try:
         import io
         import os
@@ -296,16 +283,15 @@ def cached_lods(mesh: MeshData, size: int, check: SilhouetteCheck, cache: Path |
 
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        if len(levels) == 1:
+        if simple is None:
             np.savez(buf, simplified=0)
         else:
-            m = levels[0].mesh
-            np.savez(buf, simplified=1, positions=m.positions, normals=m.normals, uvs=m.uvs, colors=m.colors,
-                     layers=m.layers, indices=m.indices)
+            np.savez(buf, simplified=1, positions=simple.positions, normals=simple.normals, uvs=simple.uvs,
+                     colors=simple.colors, layers=simple.layers, indices=simple.indices)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(buf.getvalue())
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache is only slower
-    return levels
+    return simple
