@@ -279,8 +279,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         syn = _synthetic_source(synthetic, stream, classes, variations, seed, model) if needs_synthetic else None
         results = {}
         for r in ratios:
-            cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr, batch_size=batch_size,
-                         augment=augment, seed=seed, workers=workers, device=device, ratio=r)
+            cfg = preset(model, scale, real_only=real_only, real_images=len(train), epochs=epochs, lr=lr,
+                         batch_size=batch_size, augment=augment, seed=seed, workers=workers, device=device, ratio=r)
             Ratio.parse(cfg.ratio).split(cfg.batch_size)
             run = out if len(ratios) == 1 else out / f"ratio-{r.replace(':', '-')}"
             results[r] = train_classifier(cfg, train, val, test, syn, run, classes, progress=not quiet,
@@ -330,6 +330,95 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
         click.echo(f"warning: no synthetic images for {', '.join(src.missing_classes)}: those classes train on "
                    "real images only", err=True)
     return src
+
+
+@main.command("experiment")
+@click.argument("table", type=click.Choice(["table1", "table2"]))
+@click.option("--data", "variant", default="c10-da4", show_default=True, type=click.Choice(["c10-da4", "da4", "da9"]))
+@click.option("--scale", default="quick", show_default=True, type=click.Choice(["paper", "quick"]))
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma list of seeds.")
+@click.option("--cifar10", type=click.Path(exists=True, path_type=Path), default=None,
+              help="CIFAR-10 (default: $MIXREAL_DATA/cifar/cifar10-train-subset.npz).")
+@click.option("--cifar100", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--models", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Models folder (default: $MIXREAL_DATA/meshes); classes it lacks use the embedded models.")
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--epochs", type=int, default=None, help="Override the epochs of every run.")
+@click.option("--images", "quick_images", type=int, default=None,
+              help="Training images per run at --scale quick (default 80000).")
+@click.option("--counts", default="500,50,50", show_default=True, help="Real images per class: train,val,test.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True)
+def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, quick_images, counts, out,
+               quiet):
+    """Reproduce a paper table (table1: variation ablation, table2: mixing ratio); prints ours beside the paper's.
+
+    Every configuration x seed is a resumable run under OUT/<table>/; run the command again to continue.
+    """
+    from train.experiments import run_table
+
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"--seeds {seeds!r}: expected a comma list of integers")
+    real_dir = _experiment_data(variant, cifar10, cifar100, out, counts)
+    model_dir = _experiment_models(models, real_dir, out / f"models-{variant}")
+    try:
+        text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers, epochs=epochs,
+                         quick_images=quick_images, log=click.echo, progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"\n{table} on {variant} ({scale}, seeds {seed_list}):\n\n{text}\n-> {out / table / 'table.md'}")
+
+
+def _data_root() -> Path:
+    import os
+
+    return Path(os.environ.get("MIXREAL_DATA", Path(__file__).resolve().parent.parent / "shared" / "data"))
+
+
+def _experiment_data(variant: str, cifar10, cifar100, out: Path, counts: str) -> Path:
+    """OUT/data/<variant>-<counts>: built once from the CIFAR files given (or the shared subset)."""
+    from train.cifar import CifarFormatError, load_cifar
+    from train.cifar_da import Counts, build, write
+    from train.classes import load_class_map
+
+    folder = out / "data" / f"{variant}-{counts.replace(',', '-')}"
+    if (folder / "test.npz").is_file():
+        return folder
+    given = {"cifar10": cifar10 or _data_root() / "cifar" / "cifar10-train-subset.npz", "cifar100": cifar100}
+    class_map = load_class_map(variant)
+    try:
+        sources = {w: load_cifar(given[w], w) for w in sorted({s.split(":")[0] for v in class_map.values() for s in v})
+                   if given[w] is not None and Path(given[w]).exists()}
+        splits, notes = build(class_map, sources, Counts.parse(counts), seed=0)
+    except (CifarFormatError, ValueError) as exc:
+        _fail(str(exc))
+    write(folder, splits, {"variant": variant, "seed": 0, "class_map": class_map, **notes})
+    return folder
+
+
+def _experiment_models(models: Path | None, real_dir: Path, folder: Path) -> Path:
+    """A models folder for the real classes: the user's (or shared) models, the embedded ones where a class has none."""
+    from assets import build_default_models
+    from train.cifar_da import load_split
+    from train.classes import canonical
+
+    classes = load_split(real_dir, "val").class_names
+    sources = [p for p in (models or _data_root() / "meshes", build_default_models()) if p and Path(p).is_dir()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for cls in classes:
+        link = folder / cls
+        if link.exists() or link.is_symlink():
+            continue
+        for src in sources:
+            match = [d for d in sorted(Path(src).iterdir()) if d.is_dir() and canonical(d.name) == cls]
+            if match:
+                link.symlink_to(match[0].resolve())
+                break
+        else:
+            click.echo(f"warning: no models of class {cls} anywhere: it trains on real images only", err=True)
+    return folder
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""The paper-table commands: configurations, aggregation, resumable runs."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cli import main
+from tests.conftest import require_data
+from train import experiments
+from train.config import preset
+from train.experiments import TABLE1, TABLE2, aggregate
+
+
+def test_tables_have_the_papers_configurations():
+    assert [s.ratio for s in TABLE2] == ["1:0", "1:1", "1:7", "1:15"] * 2
+    assert [s.augment for s in TABLE2] == [False] * 4 + [True] * 4
+    assert TABLE1[0].ratio == "1:0" and all(s.ratio == "0:1" for s in TABLE1[1:])
+    # each row of Table 1 adds exactly one variation to the row before
+    added = [set(s.variations.split(",")) - {"none"} for s in TABLE1[1:]]
+    assert [len(b - a) for a, b in zip(added, added[1:], strict=False)] == [1] * (len(added) - 1)
+
+
+def test_quick_scale_spends_about_the_same_images_on_every_ratio():
+    budgets = []
+    for ratio in ("1:0", "1:1", "1:7", "1:15"):
+        cfg = preset("resnet20", "quick", real_only=ratio == "1:0", real_images=2000, ratio=ratio)
+        from train.config import images_per_epoch
+
+        budgets.append(cfg.epochs * images_per_epoch(2000, ratio, 128))
+        assert cfg.milestones[0] < cfg.milestones[-1] <= cfg.epochs or cfg.epochs <= 3
+    assert max(budgets) < 1.3 * min(budgets)
+
+
+def test_aggregate_mean_std_and_paper_column(monkeypatch):
+    monkeypatch.setitem(experiments.PAPER, ("table2", "c10-da4", "real only"), 61.5)
+    text = aggregate("table2", "c10-da4", {"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": []})
+    lines = text.splitlines()
+    assert lines[2] == "| real only | 60.00 ± 10.00 | 3 | 61.50 |"
+    assert lines[3] == "| real + synthetic 1:7 | not run | 0 | n/a |"
+
+
+def test_table1_runs_and_resumes(tmp_path):
+    require_data("cifar", "cifar10-train-subset.npz")
+    args = ["experiment", "table1", "--counts", "8,4,4", "--epochs", "1", "--seeds", "3", "--workers", "0",
+            "--quiet", "--out", str(tmp_path)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("seed 3:") == len(TABLE1)
+    table = (tmp_path / "table1" / "table.md").read_text()
+    assert all(f"| {s.name} |" in table for s in TABLE1)
+    results = json.loads((tmp_path / "table1" / "results.json").read_text())
+    assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in results["test_acc_at_best_val"].values())
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "seed 3:" not in again.output  # finished runs are not run again
+    assert (tmp_path / "table1" / "table.md").read_text() == table

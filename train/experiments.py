@@ -1,0 +1,115 @@
+"""The paper's tables as commands: every configuration x seed is one resumable training run.
+
+    table1: synthetic-only training, latent variations added one at a time, and real-only, tested on
+            real images (the latent-variation ablation).
+    table2: real only, and real + synthetic at 1:1, 1:7, 1:15, each without and with 2D augmentation.
+
+Runs live in OUT/<table>/<configuration>/seed-<s>/ (metrics, curves, checkpoints, summary.json); a run
+whose summary.json is complete is not run again, a killed one resumes. The table is mean +- std over
+seeds of the test accuracy at the best validation epoch, beside the paper's figure where one is known.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+# The paper's numbers, by (table, data, configuration name): test accuracy in %. Left empty where this
+# project has not (yet) got the paper's value; the table then shows "n/a" rather than a guess.
+PAPER: dict[tuple[str, str, str], float] = {}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str  # row label
+    ratio: str
+    augment: bool
+    variations: str = "all"  # of the synthetic images
+
+
+TABLE1 = [
+    RunSpec("real only", "1:0", False),
+    RunSpec("synthetic: no variation", "0:1", False, "none"),
+    RunSpec("synthetic: texture", "0:1", False, "texture"),
+    RunSpec("+ lighting", "0:1", False, "texture,lighting"),
+    RunSpec("+ background", "0:1", False, "texture,lighting,background"),
+    RunSpec("+ camera", "0:1", False, "texture,lighting,background,camera"),
+    RunSpec("+ 2D augmentation", "0:1", False, "texture,lighting,background,camera,augment2d"),
+]
+
+TABLE2 = [RunSpec(f"{label}{', augmented' if aug else ''}", ratio, aug)
+          for aug in (False, True)
+          for label, ratio in (("real only", "1:0"), ("real + synthetic 1:1", "1:1"),
+                               ("real + synthetic 1:7", "1:7"), ("real + synthetic 1:15", "1:15"))]
+
+TABLES = {"table1": TABLE1, "table2": TABLE2}
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def finished(run: Path, epochs: int) -> bool:
+    path = run / "summary.json"
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("epochs") == epochs
+    except ValueError:
+        return False
+
+
+def aggregate(table: str, data: str, rows: dict[str, list[float]]) -> str:
+    """Markdown: configuration | ours mean +- std (n seeds) | paper."""
+    lines = ["| configuration | ours: test accuracy % (mean ± std) | seeds | paper % |", "|---|---:|---:|---:|"]
+    for name, accs in rows.items():
+        a = 100 * np.asarray(accs, dtype=float)
+        ours = f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}" if len(a) else "not run"
+        paper = PAPER.get((table, data, name))
+        lines.append(f"| {name} | {ours} | {len(a)} | {'n/a' if paper is None else f'{paper:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
+              workers: int = 2, epochs: int | None = None, quick_images: int | None = None, log=print,
+              progress: bool = True) -> str:
+    from renderer import RenderConfig, VariationConfig
+
+    from .config import QUICK_IMAGES, preset
+    from .datasets import RealDataset, RenderStream
+    from .loop import train_classifier
+    from .report import write_summary
+
+    train, val, test = (RealDataset.from_split(real_dir, s) for s in ("train", "val", "test"))
+    classes = train.class_names
+    results: dict[str, list[float]] = {}
+    for spec in TABLES[table]:
+        results[spec.name] = []
+        for seed in seeds:
+            cfg = preset("resnet20", scale, real_only=spec.ratio == "1:0", real_images=len(train), ratio=spec.ratio,
+                         augment=spec.augment, seed=seed, workers=workers, epochs=epochs,
+                         quick_images=quick_images or QUICK_IMAGES)
+            cfg = replace(cfg, extra={"table": table, "data": data, "configuration": spec.name,
+                                      "variations": spec.variations})
+            run = out / table / slug(spec.name) / f"seed-{seed}"
+            if not finished(run, cfg.epochs):
+                log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio}")
+                synthetic = None
+                if spec.ratio != "1:0":
+                    synthetic = RenderStream(models, RenderConfig(size=32, seed=seed,
+                                                                  variations=VariationConfig.parse(spec.variations)),
+                                             class_names=classes)
+                train_classifier(cfg, train, val, test, synthetic, run, classes, progress=progress,
+                                 log=lambda m: None)
+            results[spec.name].append(json.loads((run / "summary.json").read_text())["test_acc_at_best_val"])
+    text = aggregate(table, data, results)
+    (out / table).mkdir(parents=True, exist_ok=True)
+    from renderer.export import atomic_write_text
+
+    atomic_write_text(out / table / "table.md", f"# {table} on {data}, scale {scale}, seeds {seeds}\n\n{text}")
+    write_summary(out / table / "results.json", {"table": table, "data": data, "scale": scale, "seeds": seeds,
+                                                 "test_acc_at_best_val": results})
+    return text
