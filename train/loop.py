@@ -133,56 +133,60 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     writer = _tensorboard(out / "tensorboard")
     amp = cfg.amp and device.type == "cuda"
     title = f"{cfg.model}, ratio {cfg.ratio}, augment {'on' if cfg.augment else 'off'}, seed {cfg.seed}"
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen, t0 = 0, time.perf_counter()
-        it = batches
-        if progress:
-            from tqdm import tqdm
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            seen, t0 = 0, time.perf_counter()
+            it = batches
+            if progress:
+                from tqdm import tqdm
 
-            it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True)
-        for images, labels, _is_real in it:
-            if cfg.augment:
-                images = augment(images, gen)
-            x = normalise(images.to(device, non_blocking=True), cfg.image_size)
-            y = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = runner(x)
-                loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            # accumulate on the device: no host synchronisation inside the step
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        seconds = time.perf_counter() - t0
-        val_acc, test_acc = evaluate(model, val, cfg, device), evaluate(model, test, cfg, device)
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1),
-               "train_acc": correct.item() / max(seen, 1), "val_acc": val_acc, "test_acc": test_acc,
-               "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
-        rows.append(row)
-        if writer is not None:
-            for k in ("train_loss", "train_acc", "val_acc", "test_acc", "lr", "images_per_s"):
-                writer.add_scalar(k, row[k], epoch + 1)
-            writer.flush()
-        if val_acc > best["val_acc"]:
-            best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
-            save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                          dynamic_ncols=True)
+            for images, labels, _is_real in it:
+                if cfg.augment:
+                    images = augment(images, gen)
+                x = normalise(images.to(device, non_blocking=True), cfg.image_size)
+                y = labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = runner(x)
+                    loss = F.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                # accumulate on the device: no host synchronisation inside the step
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            seconds = time.perf_counter() - t0
+            val_acc, test_acc = evaluate(model, val, cfg, device), evaluate(model, test, cfg, device)
+            row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1),
+                   "train_acc": correct.item() / max(seen, 1), "val_acc": val_acc, "test_acc": test_acc,
+                   "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
+            rows.append(row)
+            if writer is not None:
+                for k in ("train_loss", "train_acc", "val_acc", "test_acc", "lr", "images_per_s"):
+                    writer.add_scalar(k, row[k], epoch + 1)
+                writer.flush()
+            if val_acc > best["val_acc"]:
+                best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+                save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                                            "class_names": list(class_names)})
+            save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                                        "epoch": epoch, "best": best, "config": cfg.to_dict(),
                                         "class_names": list(class_names)})
-        save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                    "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                                    "epoch": epoch, "best": best, "config": cfg.to_dict(),
-                                    "class_names": list(class_names)})
-        write_metrics(out / "metrics.csv", rows)
-        plot_curves(out / "accuracy.png", rows, title)
-        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}, train {100 * row['train_acc']:.1f}%, "
-            f"val {100 * val_acc:.2f}%, test {100 * test_acc:.2f}% ({row['images_per_s']:.0f} img/s)")
+            write_metrics(out / "metrics.csv", rows)
+            plot_curves(out / "accuracy.png", rows, title)
+            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}, train {100 * row['train_acc']:.1f}%, "
+                f"val {100 * val_acc:.2f}%, test {100 * test_acc:.2f}% ({row['images_per_s']:.0f} img/s)")
+    finally:
+        batches.close()
     if writer is not None:
         writer.close()
     summary = {

@@ -119,6 +119,12 @@ class MixedBatches:
                 self._syn_iter = iter(loader)
         return self._syn_iter
 
+    def close(self) -> None:
+        """Stop the synthetic source's worker processes now rather than whenever garbage collection runs."""
+        it, self._syn_iter = self._syn_iter, None
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
