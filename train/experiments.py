@@ -49,7 +49,10 @@ TABLES = {"table1": TABLE1, "table2": TABLE2}
 
 
 def slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+    """'real + synthetic 1:7, augmented' -> 'real-synthetic-1-7-augmented'."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def finished(run: Path, epochs: int) -> bool:
