@@ -278,20 +278,16 @@ def cached_simplify_for(mesh: MeshData, size: int, check: SilhouetteCheck, cache
     simple = simplify_for(mesh, size, check)
     try:
         import io
-        import os
-        import tempfile
 
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from .export import atomic_write_bytes
+
         buf = io.BytesIO()
         if simple is None:
             np.savez(buf, simplified=0)
         else:
             np.savez(buf, simplified=1, positions=simple.positions, normals=simple.normals, uvs=simple.uvs,
                      colors=simple.colors, layers=simple.layers, indices=simple.indices)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
+        atomic_write_bytes(path, buf.getvalue())
     except OSError:
         pass  # a read-only cache is only slower
     return simple

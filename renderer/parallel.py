@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .core import batch_capacity
 from .export import RenderSummary, check_settings, merge_manifests, render_dataset, settings_of
+from .platform import gpu_count
 
 
 def _worker(models_root: Path, config, out: Path, per_model: int, shard: tuple[int, int], q, gpus: int) -> None:
@@ -34,14 +35,6 @@ def _worker(models_root: Path, config, out: Path, per_model: int, shard: tuple[i
         q.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()))
 
 
-def _gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # no torch or no driver: CPU rendering
-        return 0
-
 
 def render_parallel(library, config, out: Path, per_model: int, models_root: Path, workers: int,
                     shard: tuple[int, int] = (0, 1), progress: bool = True) -> RenderSummary:
@@ -52,7 +45,7 @@ def render_parallel(library, config, out: Path, per_model: int, models_root: Pat
     k, n = shard
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    gpus = _gpu_count()
+    gpus = gpu_count()
     procs = [ctx.Process(target=_worker, args=(models_root, config, out, per_model, (k + n * w, n * workers), q,
                                                gpus), daemon=True) for w in range(workers)]
     start = time.perf_counter()

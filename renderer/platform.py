@@ -69,6 +69,16 @@ def create_context(device: int | None = None) -> moderngl.Context:
     return ctx
 
 
+def gpu_count() -> int:
+    """CUDA GPUs torch can see (0 without torch or a driver): sharded workers take one each."""
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # no torch, or a CUDA build on a machine without a driver
+        return 0
+
+
 def describe(ctx: moderngl.Context) -> str:
     info = ctx.info
     return f"{info.get('GL_RENDERER', '?')} (GL {info.get('GL_VERSION', '?')})"

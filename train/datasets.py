@@ -138,9 +138,10 @@ class RenderStream(IterableDataset):
 
     def _renderer(self, shard: int):
         from renderer import ModelLibrary, Renderer
+        from renderer.platform import gpu_count
 
         config = self.config
-        gpus = _gpu_count()
+        gpus = gpu_count()
         if config.device is None and gpus > 1:
             config = replace(config, device=shard % gpus)
         library = ModelLibrary.load(self.models_root, on_skip=lambda m: None, classes=self.folder_classes)
@@ -176,9 +177,3 @@ class RenderStream(IterableDataset):
         finally:
             renderer.release()
 
-
-def _gpu_count() -> int:
-    try:
-        return torch.cuda.device_count()
-    except Exception:  # a CUDA build on a machine without a driver
-        return 0
