@@ -279,7 +279,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         syn = _synthetic_source(synthetic, stream, classes, variations, seed, model) if needs_synthetic else None
         results = {}
         for r in ratios:
-            cfg = preset(model, scale, real_only=real_only, real_images=len(train), epochs=epochs, lr=lr,
+            cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr,
                          batch_size=batch_size, augment=augment, seed=seed, workers=workers, device=device, ratio=r)
             Ratio.parse(cfg.ratio).split(cfg.batch_size)
             run = out if len(ratios) == 1 else out / f"ratio-{r.replace(':', '-')}"
@@ -344,13 +344,10 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
               help="Models folder (default: $MIXREAL_DATA/meshes); classes it lacks use the embedded models.")
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--epochs", type=int, default=None, help="Override the epochs of every run.")
-@click.option("--images", "quick_images", type=int, default=None,
-              help="Training images per run at --scale quick (default 80000).")
 @click.option("--counts", default="500,50,50", show_default=True, help="Real images per class: train,val,test.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
-def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, quick_images, counts, out,
-               quiet):
+def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, out, quiet):
     """Reproduce a paper table (table1: variation ablation, table2: mixing ratio); prints ours beside the paper's.
 
     Every configuration x seed is a resumable run under OUT/<table>/; run the command again to continue.
@@ -365,7 +362,7 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     model_dir = _experiment_models(models, real_dir, out / f"models-{variant}")
     try:
         text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers, epochs=epochs,
-                         quick_images=quick_images, log=click.echo, progress=not quiet)
+                         log=click.echo, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(f"\n{table} on {variant} ({scale}, seeds {seed_list}):\n\n{text}\n-> {out / table / 'table.md'}")

@@ -22,15 +22,17 @@ def test_tables_have_the_papers_configurations():
     assert [len(b - a) for a, b in zip(added, added[1:], strict=False)] == [1] * (len(added) - 1)
 
 
-def test_quick_scale_spends_about_the_same_images_on_every_ratio():
-    budgets = []
-    for ratio in ("1:0", "1:1", "1:7", "1:15"):
-        cfg = preset("resnet20", "quick", real_only=ratio == "1:0", real_images=2000, ratio=ratio)
-        from train.config import images_per_epoch
-
-        budgets.append(cfg.epochs * images_per_epoch(2000, ratio, 128))
-        assert cfg.milestones[0] < cfg.milestones[-1] <= cfg.epochs or cfg.epochs <= 3
-    assert max(budgets) < 1.3 * min(budgets)
+def test_quick_scale_gives_every_ratio_the_same_passes_over_the_real_set():
+    paper_mixed, paper_real = preset("resnet20", "paper"), preset("resnet20", "paper", real_only=True)
+    quick = {r: preset("resnet20", "quick", real_only=r == "1:0", ratio=r) for r in ("1:0", "1:1", "1:7", "1:15")}
+    assert {c.epochs for c in quick.values()} == {paper_mixed.epochs // 50}
+    # the schedule keeps the paper's shape: each milestone at the same fraction of training (to an epoch)
+    for cfg, paper in [(quick["1:0"], paper_real)] + [(quick[r], paper_mixed) for r in ("1:1", "1:7", "1:15")]:
+        for m, pm in zip(cfg.milestones, paper.milestones, strict=True):
+            assert abs(m / cfg.epochs - pm / paper.epochs) <= 0.5 / cfg.epochs
+    # an explicit epoch count wins and keeps milestones in proportion
+    cfg = preset("resnet20", "quick", ratio="1:7", epochs=100)
+    assert cfg.epochs == 100 and cfg.milestones == (44, 70)
 
 
 def test_aggregate_mean_std_and_paper_column(monkeypatch):

@@ -77,29 +77,29 @@ def aggregate(table: str, data: str, rows: dict[str, list[float]]) -> str:
 
 
 def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
-              workers: int = 2, epochs: int | None = None, quick_images: int | None = None, log=print,
-              progress: bool = True) -> str:
+              workers: int = 2, epochs: int | None = None, log=print, progress: bool = True) -> str:
+    """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
+    leaves whole seeds behind; table.md and results.json are rewritten after every run."""
     from renderer import RenderConfig, VariationConfig
 
-    from .config import QUICK_IMAGES, preset
+    from .config import images_per_epoch, preset
     from .datasets import RealDataset, RenderStream
     from .loop import train_classifier
-    from .report import write_summary
 
     train, val, test = (RealDataset.from_split(real_dir, s) for s in ("train", "val", "test"))
     classes = train.class_names
-    results: dict[str, list[float]] = {}
-    for spec in TABLES[table]:
-        results[spec.name] = []
-        for seed in seeds:
-            cfg = preset("resnet20", scale, real_only=spec.ratio == "1:0", real_images=len(train), ratio=spec.ratio,
-                         augment=spec.augment, seed=seed, workers=workers, epochs=epochs,
-                         quick_images=quick_images or QUICK_IMAGES)
+    results: dict[str, list[float]] = {spec.name: [] for spec in TABLES[table]}
+    text = ""
+    for seed in seeds:
+        for spec in TABLES[table]:
+            cfg = preset("resnet20", scale, real_only=spec.ratio == "1:0", ratio=spec.ratio, augment=spec.augment,
+                         seed=seed, workers=workers, epochs=epochs)
             cfg = replace(cfg, extra={"table": table, "data": data, "configuration": spec.name,
                                       "variations": spec.variations})
             run = out / table / slug(spec.name) / f"seed-{seed}"
             if not finished(run, cfg.epochs):
-                log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio}")
+                images = cfg.epochs * images_per_epoch(len(train), cfg.ratio, cfg.batch_size)
+                log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio} ({images:,} images)")
                 synthetic = None
                 if spec.ratio != "1:0":
                     synthetic = RenderStream(models, RenderConfig(size=32, seed=seed,
@@ -108,10 +108,18 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
                 train_classifier(cfg, train, val, test, synthetic, run, classes, progress=progress,
                                  log=lambda m: None)
             results[spec.name].append(json.loads((run / "summary.json").read_text())["test_acc_at_best_val"])
-    text = aggregate(table, data, results)
-    (out / table).mkdir(parents=True, exist_ok=True)
+            text = _write_table(table, data, scale, seeds, results, out)
+    return text
+
+
+def _write_table(table: str, data: str, scale: str, seeds: list[int], results: dict[str, list[float]],
+                 out: Path) -> str:
     from renderer.export import atomic_write_text
 
+    from .report import write_summary
+
+    text = aggregate(table, data, results)
+    (out / table).mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / table / "table.md", f"# {table} on {data}, scale {scale}, seeds {seeds}\n\n{text}")
     write_summary(out / table / "results.json", {"table": table, "data": data, "scale": scale, "seeds": seeds,
                                                  "test_acc_at_best_val": results})
