@@ -56,5 +56,35 @@ def plot_curves(path: Path, rows: list[dict], title: str) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def plot_table(path: Path, results: dict[str, list[float]], title: str) -> None:
+    """One bar per configuration: mean test accuracy over seeds, each seed a dot, std as an error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib import pyplot as plt
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2), dpi=110)
+    for i, name in enumerate(names):
+        accs = 100 * np.asarray(results[name], dtype=float)
+        if not len(accs):
+            continue
+        ax.barh(i, accs.mean(), xerr=accs.std(ddof=1) if len(accs) > 1 else 0, color="#7aa6c2", capsize=3)
+        ax.plot(accs, [i] * len(accs), "k.", ms=4)
+        ax.text(1, i, f"{accs.mean():.1f}", va="center", fontsize=8, color="white")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("test accuracy on real images (%): bar = mean, dots = seeds, whisker = std")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
 def write_summary(path: Path, summary: dict) -> None:
     atomic_write_text(Path(path), json.dumps(summary, indent=2) + "\n")
