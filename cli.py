@@ -91,7 +91,9 @@ def main() -> None:
 
 @main.command()
 @render_options
-@click.option("--per-model", default=10, show_default=True, type=click.IntRange(1), help="Images per model.")
+@click.option("--per-model", default=None, type=click.IntRange(1), help="Images per model (default 10).")
+@click.option("--per-class", default=None, type=click.IntRange(1),
+              help="Images per class instead, shared evenly by its models: a class-balanced set.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
@@ -100,7 +102,7 @@ def main() -> None:
               help="K/N: render only shard K (0-based) of N, e.g. one per machine into a shared OUT; "
                    "then run once without --shard to merge the manifests.")
 def render(models, classes, variations, size, seed, batch_size, msaa, device, textures, backgrounds, lod,
-           per_model, out, quiet, workers, shard):
+           per_model, per_class, out, quiet, workers, shard):
     """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl.
 
     Re-running the same command resumes where it stopped. Every image depends only on (seed, model,
@@ -110,14 +112,20 @@ def render(models, classes, variations, size, seed, batch_size, msaa, device, te
     from renderer.export import OutputMismatch, render_dataset
     from renderer.parallel import render_parallel
 
+    if per_model is not None and per_class is not None:
+        _fail("give --per-model or --per-class, not both")
+    if per_model is None and per_class is None:
+        per_model = 10
     root, library = _load_library(models, classes)
     config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod)
     try:
         if workers > 1:
-            summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet)
+            summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet,
+                                      per_class=per_class)
         else:
             renderer = Renderer(library, config)
-            summary = render_dataset(renderer, out, per_model, models_root=root, progress=not quiet, shard=shard)
+            summary = render_dataset(renderer, out, per_model, models_root=root, progress=not quiet, shard=shard,
+                                     per_class=per_class)
     except (PlatformError, OutputMismatch, FileNotFoundError, RuntimeError) as exc:
         _fail(str(exc))
     click.echo(

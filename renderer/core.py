@@ -15,6 +15,7 @@ from importlib import resources
 import moderngl
 import numpy as np
 
+from .indexing import SampleIndex, SampleSpec
 from .library import Model, ModelLibrary, report
 from .lod import SilhouetteCheck, cached_simplify_for
 from .meshes import MeshData
@@ -72,14 +73,6 @@ def atlas_columns(size: int) -> int:
 def batch_capacity(config: RenderConfig) -> int:
     """Images per draw and per read-back."""
     return min(config.batch_size, atlas_columns(config.size) ** 2)
-
-
-@dataclass(frozen=True)
-class SampleSpec:
-    """One image: the `index`-th image of model `model` (an index into the library)."""
-
-    model: int
-    index: int
 
 
 def _attributes(program: moderngl.Program, buffer: moderngl.Buffer, fmt: str, names) -> tuple:
@@ -176,6 +169,7 @@ class Renderer:
     def __init__(self, library: ModelLibrary, config: RenderConfig, ctx: moderngl.Context | None = None):
         self.library = library
         self.models = library.models
+        self.sample_index = SampleIndex([m.label for m in self.models])
         self.config = config
         self.ctx = ctx or create_context(config.device)
         ctx = self.ctx
@@ -234,15 +228,14 @@ class Renderer:
         return batch_capacity(self.config)
 
     def global_index(self, spec: SampleSpec) -> int:
-        return spec.index * len(self.models) + spec.model
+        return self.sample_index.global_index(spec)
 
     def cell_of(self, spec: SampleSpec) -> int:
         return self.global_index(spec) % self.cells
 
     def spec_at(self, i: int) -> SampleSpec:
-        """Global sample index i: every model in turn (i mod M), then each one's next image (i div M)."""
-        m = len(self.models)
-        return SampleSpec(i % m, i // m)
+        """Global sample index i: class-balanced, see renderer.indexing."""
+        return self.sample_index.spec_at(i)
 
     def params(self, specs: list[SampleSpec]) -> ParamTable:
         """The latent parameters of `specs`, fixed by (config.seed, model key, index)."""

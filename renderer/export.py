@@ -145,14 +145,16 @@ def in_shard(global_index: int, block: int, shard: tuple[int, int]) -> bool:
 def render_dataset(
     renderer: Renderer,
     out: Path,
-    per_model: int,
+    per_model: int | None,
     models_root: Path,
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
     on_progress=None,
     merge: bool = True,
+    per_class: int | None = None,
 ) -> RenderSummary:
-    """Render this shard's images of models x range(per_model) into `out`, skipping those already there.
+    """Render this shard's images (per_model of every model, or per_class of every class) into `out`,
+    skipping those already there.
 
     Images depend only on (seed, model, index), so any split into shards, workers or resumed runs gives
     the same files. An unsharded run also merges every shard's manifest into OUT/manifest.jsonl.
@@ -169,17 +171,17 @@ def render_dataset(
     # rewrite first so that appends never follow a torn line
     atomic_write_text(manifest_path, "".join(json.dumps(e) + "\n" for e in mine))
 
-    n_models = len(renderer.models)
     block = renderer.batch_capacity
     todo: list[SampleSpec] = []
     total = 0
-    for k in range(per_model):  # global-index order: consecutive samples fill distinct atlas cells
-        for m, model in enumerate(renderer.models):
-            if not in_shard(k * n_models + m, block, shard):
-                continue
-            total += 1
-            if image_name(model.label, model.ref.name, k) not in done:
-                todo.append(SampleSpec(m, k))
+    # global-index order: consecutive samples fill distinct atlas cells
+    for spec in renderer.sample_index.specs(per_model, per_class):
+        if not in_shard(renderer.global_index(spec), block, shard):
+            continue
+        total += 1
+        model = renderer.models[spec.model]
+        if image_name(model.label, model.ref.name, spec.index) not in done:
+            todo.append(spec)
     summary = RenderSummary(already_done=total - len(todo), total=total,
                             skipped_models=[(str(p), r) for p, r in renderer.library.skipped])
     bar = None

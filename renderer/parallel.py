@@ -16,28 +16,31 @@ from pathlib import Path
 
 from .core import batch_capacity
 from .export import RenderSummary, check_settings, merge_manifests, render_dataset, settings_of
+from .indexing import SampleIndex
 from .platform import gpu_count
 
 
-def _worker(models_root: Path, config, out: Path, per_model: int, shard: tuple[int, int], q, gpus: int) -> None:
+def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tuple[int | None, int | None],
+            shard: tuple[int, int], q, gpus: int) -> None:
     try:
         from .core import Renderer
         from .library import ModelLibrary
 
         if gpus > 1 and config.device is None:
             config = replace(config, device=shard[0] % gpus)
-        library = ModelLibrary.load(models_root, on_skip=lambda m: None)
+        library = ModelLibrary.load(models_root, on_skip=lambda m: None, classes=classes)  # the parent's classes
         renderer = Renderer(library, config)
-        s = render_dataset(renderer, out, per_model, models_root, progress=False, shard=shard,
-                           on_progress=lambda n: q.put(("progress", n)), merge=False)
+        s = render_dataset(renderer, out, counts[0], models_root, progress=False, shard=shard,
+                           on_progress=lambda n: q.put(("progress", n)), merge=False, per_class=counts[1])
         q.put(("done", (s.rendered, s.already_done, s.total)))
     except BaseException as exc:  # reported to the parent as one line; the traceback for debugging
         q.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()))
 
 
 
-def render_parallel(library, config, out: Path, per_model: int, models_root: Path, workers: int,
-                    shard: tuple[int, int] = (0, 1), progress: bool = True) -> RenderSummary:
+def render_parallel(library, config, out: Path, per_model: int | None, models_root: Path, workers: int,
+                    shard: tuple[int, int] = (0, 1), progress: bool = True,
+                    per_class: int | None = None) -> RenderSummary:
     """This machine's shard rendered by `workers` processes; sub-shard w is (k + n w, n W)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,8 +49,10 @@ def render_parallel(library, config, out: Path, per_model: int, models_root: Pat
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     gpus = gpu_count()
-    procs = [ctx.Process(target=_worker, args=(models_root, config, out, per_model, (k + n * w, n * workers), q,
-                                               gpus), daemon=True) for w in range(workers)]
+    classes = sorted({m.label for m in library.models})
+    procs = [ctx.Process(target=_worker, args=(models_root, classes, config, out, (per_model, per_class),
+                                               (k + n * w, n * workers), q, gpus), daemon=True)
+             for w in range(workers)]
     start = time.perf_counter()
     for p in procs:
         p.start()
@@ -56,7 +61,8 @@ def render_parallel(library, config, out: Path, per_model: int, models_root: Pat
         from tqdm import tqdm
 
         block = batch_capacity(config)
-        total = sum(1 for i in range(len(library.models) * per_model) if (i // block) % n == k)
+        index = SampleIndex([m.label for m in library.models])
+        total = sum(1 for s in index.specs(per_model, per_class) if (index.global_index(s) // block) % n == k)
         bar = tqdm(total=total, unit="img", desc=f"render x{workers}", dynamic_ncols=True, smoothing=0.1)
     summary = RenderSummary(skipped_models=[(str(p), r) for p, r in library.skipped])
     finished, error = 0, None

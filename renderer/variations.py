@@ -53,7 +53,9 @@ class CameraVariation:
     enabled: bool = True
     azimuth: Range = (-180.0, 180.0)
     elevation: Range = (-10.0, 60.0)
-    distance: Range = (1.0, 1.8)  # multiple of the distance at which the model fills the frame
+    # multiple of the distance at which the bounding sphere fills the frame; below 1 the (loose) sphere
+    # overflows but the model rarely does: objects fill most of the frame, as in CIFAR-style photos
+    distance: Range = (0.8, 1.3)
     roll: Range = (-20.0, 20.0)
     fov: Range = (25.0, 60.0)
     jitter: Range = (0.0, 0.15)  # off-centre shift, fraction of the half-frame
@@ -86,7 +88,7 @@ class Canonical:
 
     azimuth: float = 35.0
     elevation: float = 20.0
-    distance: float = 1.15
+    distance: float = 0.95
     fov: float = 40.0
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)  # sRGB
     light_direction: tuple[float, float, float] = (-0.4, 0.7, 0.6)  # view space, toward the light

@@ -145,3 +145,26 @@ def test_workers_and_shards_give_the_same_dataset(default_models, tmp_path):
     assert not list(sharded.glob("manifest.shard-*.jsonl"))
     bad = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "x"), "--shard", "2/2"])
     assert bad.exit_code == 2 and "0 <= K < N" in bad.output
+
+
+def test_per_class_renders_a_class_balanced_set_from_unbalanced_models(tmp_path):
+    """The shared meshes have 9 cars and 2 trucks: --per-class still gives each class the same count,
+    shared evenly by its models, and runs with --workers give the same files."""
+    models = require_data("meshes")
+    counts = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        r = _run("render", "--models", str(models), "--classes", "car,truck", "--per-class", "12", "--size", "32",
+                 "--workers", str(workers), "--out", str(out), "--quiet")
+        assert r.exit_code == 0, r.output
+        entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        per_class = {c: [e for e in entries if e["class"] == c] for c in ("car", "truck")}
+        assert {c: len(v) for c, v in per_class.items()} == {"car": 12, "truck": 12}
+        per_model = {}
+        for e in per_class["car"]:
+            per_model[e["model"]] = per_model.get(e["model"], 0) + 1
+        assert len(per_model) == 9 and set(per_model.values()) <= {1, 2}  # 12 over 9 models: evenly
+        counts[workers] = _files(out)
+    assert counts[1] == counts[2]
+    both = _run("render", "--per-model", "2", "--per-class", "2", "--out", str(tmp_path / "x"))
+    assert both.exit_code != 0 and "not both" in both.output

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli import main
-from renderer import RenderConfig, VariationConfig
+from renderer import ModelLibrary, RenderConfig, VariationConfig
+from renderer.indexing import SampleIndex
 from train.datasets import RealDataset, RenderedDataset, RenderStream
 from train.mixing import MixedBatches, Ratio, stream_loader
 
@@ -45,15 +46,14 @@ def _stream(default_models, **kw):
 
 
 def test_stream_matches_mixreal_render_with_any_number_of_workers(default_models, rendered):
-    n_models = 27
-    n = n_models * 3
+    library = ModelLibrary.load(default_models)
+    index = SampleIndex([m.label for m in library.models])
+    pngs = {(e["model"], e["index"]): rendered / e["path"] for e in RenderedDataset(rendered).entries}
+    n = len(pngs)  # 3 images of each of the 27 models, which are the first 81 indices (3 models per class)
     files = {}
-    for k in range(3):
-        for m, entry in enumerate(sorted(RenderedDataset(rendered).entries, key=lambda e: (e["model"], e["index"]))
-                                  [k::3]):
-            assert entry["index"] == k
-            files[k * n_models + m] = np.asarray(Image.open(rendered / entry["path"]).convert("RGB"))
-    assert len(files) == n
+    for i in range(n):
+        spec = index.spec_at(i)
+        files[i] = np.asarray(Image.open(pngs[(library.models[spec.model].key, spec.index)]).convert("RGB"))
     single = {int(i): x for x, _, i in _stream(default_models, length=n)}
     assert sorted(single) == list(range(n))
     for i, x in single.items():
@@ -70,7 +70,7 @@ def test_stream_labels_follow_class_names(default_models):
     assert s.n_models == 6 and s.class_names == ["truck", "car"]  # only those classes' models are used
     got = [(y, i) for _, y, i in s]
     assert [i for _, i in got] == list(range(12))
-    assert [y for y, _ in got] == [1, 1, 1, 0, 0, 0] * 2 and s.missing_classes == []
+    assert [y for y, _ in got] == [1, 0] * 6 and s.missing_classes == []  # classes in turn: car, truck
     with pytest.raises(ValueError, match="no models of the classes"):
         _stream(default_models, length=4, class_names=["bird"])
 

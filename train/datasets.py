@@ -97,7 +97,7 @@ def shard_info() -> tuple[int, int]:
 class RenderStream(IterableDataset):
     """Images rendered on the fly: sample i is exactly the image `mixreal render` writes for it.
 
-    Global index i means image i // n_models of model i % n_models (the renderer's `spec_at`). The
+    Global index i is the renderer's `spec_at(i)`: class-balanced, see renderer.indexing. The
     index range [start, start + length) (endless when length is None) is cut into blocks of one batch;
     block b goes to shard b mod n_shards, a shard being one DataLoader worker of one rank. So no index
     is rendered twice or skipped, each worker renders whole batches, and each opens its own EGL context
@@ -160,15 +160,16 @@ class RenderStream(IterableDataset):
                     return
                 hi = lo + block if end is None else min(lo + block, end)
                 indices = range(lo, hi)
-                images = renderer.render([renderer.spec_at(i) for i in indices])
+                specs = [renderer.spec_at(i) for i in indices]
+                images = renderer.render(specs)
                 if self.block:
-                    labels = torch.tensor([self.model_labels[i % self.n_models] for i in indices])
+                    labels = torch.tensor([self.model_labels[s.model] for s in specs])
                     batch = torch.from_numpy(images).permute(0, 3, 1, 2)
                     yield (batch, labels, torch.tensor(list(indices))) if self.with_index else (batch, labels)
                     b += shards
                     continue
                 for j, i in enumerate(indices):
-                    label = self.model_labels[i % self.n_models]
+                    label = self.model_labels[specs[j].model]
                     if label < 0:
                         continue  # a model of a class outside class_names
                     image = torch.from_numpy(images[j]).permute(2, 0, 1)

@@ -97,6 +97,8 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
 
     train, val, test = (RealDataset.from_split(real_dir, s) for s in ("train", "val", "test"))
     classes = train.class_names
+    if not (out / table / "samples.png").is_file():
+        _write_samples(out / table / "samples.png", TABLES[table], train, models, seeds[0])
     results: dict[str, list[float]] = {spec.name: [] for spec in TABLES[table]}
     text = ""
     for seed in seeds:
@@ -122,6 +124,23 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
             results[spec.name].append(json.loads((run / "summary.json").read_text())["test_acc_at_best_val"])
             text = _write_table(table, data, scale, seeds, results, out)
     return text
+
+
+def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: int, n: int = 16) -> None:
+    """The first `n` real training images and the first `n` synthetic images of each variation setting
+    in the table: exactly what the runs of seed `seed` start training on."""
+    from renderer import RenderConfig, VariationConfig
+
+    from .datasets import RenderStream
+    from .report import samples_sheet
+
+    step = max(1, len(train) // n)
+    rows = [("real (train)", [train[i][0].numpy() for i in range(0, step * n, step)])]
+    for variations in dict.fromkeys(s.variations for s in specs if s.ratio != "1:0"):
+        stream = RenderStream(models, RenderConfig(size=32, seed=seed, variations=VariationConfig.parse(variations)),
+                              class_names=train.class_names, length=n)
+        rows.append((f"synthetic: {variations}", [image.numpy() for image, _ in stream]))
+    samples_sheet(path, rows)
 
 
 def _write_table(table: str, data: str, scale: str, seeds: list[int], results: dict[str, list[float]],

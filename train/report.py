@@ -86,5 +86,27 @@ def plot_table(path: Path, results: dict[str, list[float]], title: str) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def samples_sheet(path: Path, rows: list[tuple[str, object]], zoom: int = 2) -> None:
+    """A labelled grid, one row of uint8 CHW images per (label, images): what a table's runs trained on."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    label_w, pad = 190, 2
+    rows = [(label, np.asarray(images)) for label, images in rows]
+    n = max(len(images) for _, images in rows)
+    h, w = (rows[0][1].shape[-2] * zoom, rows[0][1].shape[-1] * zoom)
+    sheet = Image.new("RGB", (label_w + n * (w + pad), len(rows) * (h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, images) in enumerate(rows):
+        y = r * (h + pad)
+        draw.text((4, y + h // 2 - 6), label, fill="black")
+        for c, image in enumerate(images):
+            tile = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).resize((w, h), Image.NEAREST)
+            sheet.paste(tile, (label_w + c * (w + pad), y))
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
 def write_summary(path: Path, summary: dict) -> None:
     atomic_write_text(Path(path), json.dumps(summary, indent=2) + "\n")
