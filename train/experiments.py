@@ -136,10 +136,14 @@ def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: 
 
     step = max(1, len(train) // n)
     rows = [("real (train)", [train[i][0].numpy() for i in range(0, step * n, step)])]
-    for variations in dict.fromkeys(s.variations for s in specs if s.ratio != "1:0"):
+    first = {}  # each variation setting once, named by the first row that uses it
+    for spec in specs:
+        if spec.ratio != "1:0":
+            first.setdefault(spec.variations, spec.name if spec.ratio == "0:1" else f"synthetic ({spec.variations})")
+    for variations, label in first.items():
         stream = RenderStream(models, RenderConfig(size=32, seed=seed, variations=VariationConfig.parse(variations)),
                               class_names=train.class_names, length=n)
-        rows.append((f"synthetic: {variations}", [image.numpy() for image, _ in stream]))
+        rows.append((label, [image.numpy() for image, _ in stream]))
     samples_sheet(path, rows)
 
 
