@@ -320,6 +320,8 @@ def _real_split(folder: Path, split: str):
 def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], variations: str, seed: int,
                       model: str):
     """The synthetic set, labelled with the real set's classes; warns about classes it lacks."""
+    import numpy as np
+
     from renderer import RenderConfig, VariationConfig
     from train.datasets import RenderedDataset, RenderStream
 
@@ -327,6 +329,11 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
         src = RenderedDataset(synthetic, class_names=classes)
         if len(src) == 0:
             _fail(f"{synthetic}: no synthetic image of any real class ({', '.join(classes)})")
+        counts = {classes[k]: int(n) for k, n in enumerate(np.bincount(src.labels, minlength=len(classes))) if n}
+        if max(counts.values()) > 1.5 * min(counts.values()):  # batches would follow this mix
+            mix = ", ".join(f"{c} {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+            click.echo(f"warning: {synthetic}: synthetic classes are unbalanced ({mix}); "
+                       "`mixreal render --per-class N` renders a balanced set", err=True)
     else:
         size = 32 if model == "resnet20" else 224
         cfg = RenderConfig(size=size, seed=seed, variations=VariationConfig.parse(variations))

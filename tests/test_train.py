@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,6 +136,25 @@ def test_classes_are_matched_by_name(rendered32, tmp_path):
     r = CliRunner().invoke(main, ["train", "classify", "--real", str(none), "--synthetic", str(rendered32),
                                   "--out", str(tmp_path / "r2")])
     assert r.exit_code == 1 and "no synthetic image of any real class" in r.output
+
+
+def test_unbalanced_synthetic_classes_are_warned_about(rendered32, tmp_path):
+    real = _real_folder(tmp_path / "real", ["car", "truck"])
+    lines = (rendered32 / "manifest.jsonl").read_text().splitlines()
+    trucks = [x for x in lines if json.loads(x)["class"] == "truck"]
+    skewed = tmp_path / "skewed"
+    shutil.copytree(rendered32, skewed)
+    (skewed / "manifest.jsonl").write_text("\n".join([x for x in lines if x not in trucks] + trucks[:5]) + "\n")
+
+    def train(syn, out):
+        r = CliRunner().invoke(main, ["train", "classify", "--real", str(real), "--synthetic", str(syn), "--ratio",
+                                      "1:1", "--batch-size", "8", "--epochs", "1", "--workers", "0", "--quiet",
+                                      "--out", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    assert "classes are unbalanced" not in train(rendered32, "balanced")
+    assert "synthetic classes are unbalanced (car 60, truck 5)" in train(skewed, "skewed")
 
 
 def test_ratio_auto_picks_by_validation(tiny_real, rendered32, tmp_path):
