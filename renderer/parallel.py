@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .core import batch_capacity
-from .export import RenderSummary, check_settings, merge_manifests, render_dataset, settings_of
+from .export import RenderSummary, check_settings, in_shard, merge_manifests, render_dataset, settings_of
 from .indexing import SampleIndex
 from .platform import gpu_count
 
@@ -62,7 +62,7 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
 
         block = batch_capacity(config)
         index = SampleIndex([m.label for m in library.models])
-        total = sum(1 for s in index.specs(per_model, per_class) if (index.global_index(s) // block) % n == k)
+        total = sum(1 for s in index.specs(per_model, per_class) if in_shard(index.global_index(s), block, shard))
         bar = tqdm(total=total, unit="img", desc=f"render x{workers}", dynamic_ncols=True, smoothing=0.1)
     summary = RenderSummary(skipped_models=[(str(p), r) for p, r in library.skipped])
     finished, error = 0, None
