@@ -58,12 +58,9 @@ class TrainConfig:
 
 
 def images_per_epoch(real_images: int, ratio: str, batch_size: int) -> int:
-    from .mixing import Ratio
+    from .mixing import Ratio, batches_per_epoch
 
-    r = Ratio.parse(ratio)
-    n_real, _ = r.split(batch_size)
-    batches = -(-real_images // n_real) if n_real else -(-real_images // batch_size)
-    return batches * batch_size
+    return batches_per_epoch(real_images, Ratio.parse(ratio), batch_size) * batch_size
 
 
 def preset(model: str = "resnet20", scale: str = "paper", real_only: bool = False, **overrides) -> TrainConfig:

@@ -52,6 +52,13 @@ class Ratio:
         return f"{self.real}:{self.synthetic}"
 
 
+def batches_per_epoch(real_images: int, ratio: Ratio, batch_size: int, last: str = "keep") -> int:
+    """One pass over `real_images` real images (or, synthetic only, that many synthetic ones)."""
+    n_real, _ = ratio.split(batch_size)
+    per_batch = n_real or batch_size
+    return math.ceil(real_images / per_batch) if last == "keep" else real_images // per_batch
+
+
 class _Reshuffling(Sampler):
     """Endless indices: a fresh seeded permutation of the dataset each pass, from position `offset`."""
 
@@ -92,11 +99,9 @@ class MixedBatches:
     def __len__(self) -> int:
         if self._epoch_batches is not None:
             return self._epoch_batches
-        if not self.n_real:  # synthetic only: as many images per epoch as the real set has, or a full pass
-            n = len(self.real) if self.real is not None else len(self.synthetic)
-            return math.ceil(n / self.batch_size) if self.last == "keep" else n // self.batch_size
-        n = len(self.real)
-        return math.ceil(n / self.n_real) if self.last == "keep" else n // self.n_real
+        # synthetic only: as many images per epoch as the real set has, or a full pass
+        n = len(self.real) if self.real is not None else len(self.synthetic)
+        return batches_per_epoch(n, self.ratio, self.batch_size, self.last)
 
     def _synthetic_blocks(self) -> Iterator:
         """Blocks of n_syn synthetic images, from where `start_epoch` left off."""
