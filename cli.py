@@ -360,24 +360,35 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--epochs", type=int, default=None, help="Override the epochs of every run.")
 @click.option("--counts", default="500,50,50", show_default=True, help="Real images per class: train,val,test.")
+@click.option("--paper", "paper_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help='JSON of the paper\'s figures for the paper column: {"table2": {"c10-da4": {"real only": 61.5, '
+                   '...}}} (test accuracy %, keyed by this table\'s row names). Not shipped: without it the column '
+                   'reads n/a.')
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
-def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, out, quiet):
+def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, paper_file, out,
+               quiet):
     """Reproduce a paper table (table1: variation ablation, table2: mixing ratio); prints ours beside the paper's.
 
     Every configuration x seed is a resumable run under OUT/<table>/; run the command again to continue.
     """
-    from train.experiments import run_table
+    from train.experiments import load_paper_values, run_table
 
     try:
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
+    paper = None
+    if paper_file is not None:
+        try:
+            paper = load_paper_values(paper_file, table, variant)
+        except ValueError as exc:
+            _fail(str(exc))
     real_dir = _experiment_data(variant, cifar10, cifar100, out, counts)
     model_dir = _experiment_models(models, real_dir, out / f"models-{variant}")
     try:
         text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers, epochs=epochs,
-                         log=click.echo, progress=not quiet)
+                         paper=paper, log=click.echo, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(f"\n{table} on {variant} ({scale}, seeds {seed_list}):\n\n{text}\n-> {out / table / 'table.md'}")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from cli import main
 from tests.conftest import require_data
-from train import experiments
 from train.config import preset
-from train.experiments import TABLE1, TABLE2, aggregate
+from train.experiments import TABLE1, TABLE2, aggregate, load_paper_values
 
 
 def test_tables_have_the_papers_configurations():
@@ -36,24 +36,52 @@ def test_quick_scale_gives_every_ratio_the_same_passes_over_the_real_set():
     assert cfg.epochs == 100 and cfg.milestones == (44, 70)
 
 
-def test_aggregate_mean_std_and_paper_column(monkeypatch):
-    monkeypatch.setitem(experiments.PAPER, ("table2", "c10-da4", "real only"), 61.5)
-    text = aggregate("table2", "c10-da4", {"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": []})
+def test_aggregate_mean_std_and_paper_column():
+    text = aggregate({"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": []}, {"real only": 61.5})
     lines = text.splitlines()
     assert lines[2] == "| real only | 60.00 ± 10.00 | 3 | 61.50 |"
     assert lines[3] == "| real + synthetic 1:7 | not run | 0 | n/a |"
 
 
+def test_paper_values_file_is_checked_against_the_table(tmp_path):
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps({"table2": {"c10-da4": {"real only": 61.5, "real + synthetic 1:15": 70}},
+                                "table1": {"c10-da4": {"+ camera": 40.0}}}))
+    assert load_paper_values(path, "table2", "c10-da4") == {"real only": 61.5, "real + synthetic 1:15": 70.0}
+    assert load_paper_values(path, "table2", "da9") == {}  # no figures for that dataset: every row n/a
+    path.write_text(json.dumps({"table2": {"c10-da4": {"real + synthetic 1:16": 70.0}}}))
+    with pytest.raises(ValueError, match="no configuration 'real \\+ synthetic 1:16'"):
+        load_paper_values(path, "table2", "c10-da4")
+    path.write_text(json.dumps({"table2": {"c10-da4": {"real only": 0.615}}}) + "}")
+    with pytest.raises(ValueError, match="paper.json: cannot read"):
+        load_paper_values(path, "table2", "c10-da4")
+    path.write_text(json.dumps({"table2": {"c10-da4": {"real only": "61.5%"}}}))
+    with pytest.raises(ValueError, match="expected an accuracy in %"):
+        load_paper_values(path, "table2", "c10-da4")
+
+
+def test_experiment_rejects_a_bad_paper_file_before_training(tmp_path):
+    bad = tmp_path / "paper.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(main, ["experiment", "table2", "--paper", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    assert "paper.json: cannot read the paper's values" in result.output
+    assert not (tmp_path / "o").exists()  # nothing built or trained
+
+
 def test_table1_runs_and_resumes(tmp_path):
     require_data("cifar", "cifar10-train-subset.npz")
+    paper = tmp_path / "paper.json"
+    paper.write_text(json.dumps({"table1": {"c10-da4": {"+ camera": 42.5}}}))
     args = ["experiment", "table1", "--counts", "8,4,4", "--epochs", "1", "--seeds", "3", "--workers", "0",
-            "--quiet", "--out", str(tmp_path)]
+            "--quiet", "--paper", str(paper), "--out", str(tmp_path)]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     assert first.output.count("seed 3:") == len(TABLE1)
     table = (tmp_path / "table1" / "table.md").read_text()
     assert (tmp_path / "table1" / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(f"| {s.name} |" in table for s in TABLE1)
+    assert [ln.split(" |")[0] for ln in table.splitlines() if ln.endswith("| 42.50 |")] == ["| + camera"]
     results = json.loads((tmp_path / "table1" / "results.json").read_text())
     assert all(len(v) == 1 and 0.0 <= v[0] <= 1.0 for v in results["test_acc_at_best_val"].values())
     again = CliRunner().invoke(main, args)

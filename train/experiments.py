@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-# The paper's numbers, by (table, data, configuration name): test accuracy in %. Left empty where this
-# project has not (yet) got the paper's value; the table then shows "n/a" rather than a guess.
-PAPER: dict[tuple[str, str, str], float] = {}
+# The paper's numbers are not shipped: this project has no verified copy of them, and a remembered figure
+# printed as "the paper's" would be worse than none. `--paper FILE` supplies them (see load_paper_values);
+# without it the column reads "n/a".
+PaperValues = dict[str, float]  # configuration name -> test accuracy in %
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,41 @@ def finished(run: Path, epochs: int) -> bool:
         return False
 
 
-def aggregate(table: str, data: str, rows: dict[str, list[float]]) -> str:
+def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
+    """The paper's figures for one table and dataset from a JSON file shaped
+    {"table2": {"c10-da4": {"real only": 61.5, "real + synthetic 1:7": 70.1, ...}}} (test accuracy in %).
+    Configuration names must be this table's row names, so a typo cannot silently leave a row empty."""
+    try:
+        tree = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the paper's values ({exc})") from None
+    values = tree.get(table, {}).get(data, {}) if isinstance(tree, dict) else None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected {{table: {{dataset: {{configuration: accuracy %}}}}}}")
+    names = {spec.name for spec in TABLES[table]}
+    for name, value in values.items():
+        if name not in names:
+            raise ValueError(f"{path}: {table} has no configuration {name!r} (it has: {', '.join(sorted(names))})")
+        if not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            raise ValueError(f"{path}: {table} / {data} / {name}: expected an accuracy in % (0-100), got {value!r}")
+    return {name: float(v) for name, v in values.items()}
+
+
+def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None) -> str:
     """Markdown: configuration | ours mean +- std (n seeds) | paper."""
+    paper = paper or {}
     lines = ["| configuration | ours: test accuracy % (mean ± std) | seeds | paper % |", "|---|---:|---:|---:|"]
     for name, accs in rows.items():
         a = 100 * np.asarray(accs, dtype=float)
         ours = f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}" if len(a) else "not run"
-        paper = PAPER.get((table, data, name))
-        lines.append(f"| {name} | {ours} | {len(a)} | {'n/a' if paper is None else f'{paper:.2f}'} |")
+        theirs = paper.get(name)
+        lines.append(f"| {name} | {ours} | {len(a)} | {'n/a' if theirs is None else f'{theirs:.2f}'} |")
     return "\n".join(lines) + "\n"
 
 
 def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
-              workers: int = 2, epochs: int | None = None, log=print, progress: bool = True) -> str:
+              workers: int = 2, epochs: int | None = None, paper: PaperValues | None = None, log=print,
+              progress: bool = True) -> str:
     """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
     leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run."""
     from renderer import RenderConfig, VariationConfig
@@ -122,7 +145,7 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
                 train_classifier(cfg, train, val, test, synthetic, run, classes, progress=progress,
                                  log=lambda m: None)
             results[spec.name].append(json.loads((run / "summary.json").read_text())["test_acc_at_best_val"])
-            text = _write_table(table, data, scale, seeds, results, out)
+            text = _write_table(table, data, scale, seeds, results, out, paper)
     return text
 
 
@@ -148,15 +171,15 @@ def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: 
 
 
 def _write_table(table: str, data: str, scale: str, seeds: list[int], results: dict[str, list[float]],
-                 out: Path) -> str:
+                 out: Path, paper: PaperValues | None) -> str:
     from renderer.export import atomic_write_text
 
     from .report import plot_table, write_summary
 
-    text = aggregate(table, data, results)
+    text = aggregate(results, paper)
     (out / table).mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / table / "table.md", f"# {table} on {data}, scale {scale}, seeds {seeds}\n\n{text}")
     write_summary(out / table / "results.json", {"table": table, "data": data, "scale": scale, "seeds": seeds,
-                                                 "test_acc_at_best_val": results})
-    plot_table(out / table / "table.png", results, f"{table} on {data}, scale {scale}")
+                                                 "test_acc_at_best_val": results, "paper": paper or {}})
+    plot_table(out / table / "table.png", results, f"{table} on {data}, scale {scale}", paper)
     return text

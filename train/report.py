@@ -56,8 +56,9 @@ def plot_curves(path: Path, rows: list[dict], title: str) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def plot_table(path: Path, results: dict[str, list[float]], title: str) -> None:
-    """One bar per configuration: mean test accuracy over seeds, each seed a dot, std as an error bar."""
+def plot_table(path: Path, results: dict[str, list[float]], title: str, paper: dict[str, float] | None = None) -> None:
+    """One bar per configuration: mean test accuracy over seeds, each seed a dot, std as an error bar,
+    the paper's figure (in %) as a red tick where one is given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,7 +67,10 @@ def plot_table(path: Path, results: dict[str, list[float]], title: str) -> None:
 
     names = list(results)
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2), dpi=110)
+    paper = paper or {}
     for i, name in enumerate(names):
+        if name in paper:
+            ax.plot([paper[name]] * 2, [i - 0.4, i + 0.4], color="#c0392b", lw=2)
         accs = 100 * np.asarray(results[name], dtype=float)
         if not len(accs):
             continue
@@ -76,7 +80,8 @@ def plot_table(path: Path, results: dict[str, list[float]], title: str) -> None:
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
-    ax.set_xlabel("test accuracy on real images (%): bar = mean, dots = seeds, whisker = std")
+    ax.set_xlabel("test accuracy on real images (%): bar = mean, dots = seeds, whisker = std"
+                  + (", red = paper" if paper else ""))
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
