@@ -83,7 +83,8 @@ def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
         tree = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read the paper's values ({exc})") from None
-    values = tree.get(table, {}).get(data, {}) if isinstance(tree, dict) else None
+    by_data = tree.get(table, {}) if isinstance(tree, dict) else None
+    values = by_data.get(data, {}) if isinstance(by_data, dict) else None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected {{table: {{dataset: {{configuration: accuracy %}}}}}}")
     names = {spec.name for spec in TABLES[table]}
