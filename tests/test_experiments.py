@@ -58,6 +58,9 @@ def test_paper_values_file_is_checked_against_the_table(tmp_path):
     path.write_text(json.dumps({"table2": [61.5]}))
     with pytest.raises(ValueError, match="expected {table: {dataset"):
         load_paper_values(path, "table2", "c10-da4")
+    path.write_text(json.dumps({"table2": {"c10-da4": {"real only": True}}}))
+    with pytest.raises(ValueError, match="expected an accuracy in %"):
+        load_paper_values(path, "table2", "c10-da4")
     path.write_text(json.dumps({"table2": {"c10-da4": {"real only": "61.5%"}}}))
     with pytest.raises(ValueError, match="expected an accuracy in %"):
         load_paper_values(path, "table2", "c10-da4")

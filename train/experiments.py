@@ -91,7 +91,7 @@ def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
     for name, value in values.items():
         if name not in names:
             raise ValueError(f"{path}: {table} has no configuration {name!r} (it has: {', '.join(sorted(names))})")
-        if not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
             raise ValueError(f"{path}: {table} / {data} / {name}: expected an accuracy in % (0-100), got {value!r}")
     return {name: float(v) for name, v in values.items()}
 

@@ -99,7 +99,7 @@ class MixedBatches:
     def __len__(self) -> int:
         if self._epoch_batches is not None:
             return self._epoch_batches
-        # synthetic only: as many images per epoch as the real set has, or a full pass
+        # an epoch is one pass over the real set; synthetic only without one: a pass over the synthetic set
         n = len(self.real) if self.real is not None else len(self.synthetic)
         return batches_per_epoch(n, self.ratio, self.batch_size, self.last)
 

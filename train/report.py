@@ -70,7 +70,7 @@ def plot_table(path: Path, results: dict[str, list[float]], title: str, paper: d
     paper = paper or {}
     for i, name in enumerate(names):
         if name in paper:
-            ax.plot([paper[name]] * 2, [i - 0.4, i + 0.4], color="#c0392b", lw=2)
+            ax.plot([paper[name]] * 2, [i - 0.4, i + 0.4], color="#c0392b", lw=2, zorder=3)  # over the bar
         accs = 100 * np.asarray(results[name], dtype=float)
         if not len(accs):
             continue
