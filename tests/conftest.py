@@ -24,6 +24,18 @@ def require_data(*parts: str) -> Path:
     return path
 
 
+def manifest_models(*classes: str) -> dict[str, int]:
+    """Models per class as the shared meshes' manifest.csv lists them (never a hard-coded count)."""
+    import csv
+
+    rows = list(csv.DictReader((require_data("meshes") / "manifest.csv").open(newline="")))
+    counts: dict[str, int] = {}
+    for row in rows:
+        if not classes or row["class"] in classes:
+            counts[row["class"]] = counts.get(row["class"], 0) + 1
+    return counts
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """The default models are built once per test session, in a private cache."""

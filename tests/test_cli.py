@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli import main
-from tests.conftest import REPO, require_data
+from tests.conftest import REPO, manifest_models, require_data
 
 
 def _run(*args: str):
@@ -148,22 +148,25 @@ def test_workers_and_shards_give_the_same_dataset(default_models, tmp_path):
 
 
 def test_per_class_renders_a_class_balanced_set_from_unbalanced_models(tmp_path):
-    """The shared meshes have 9 cars and 2 trucks: --per-class still gives each class the same count,
-    shared evenly by its models, and runs with --workers give the same files."""
+    """The shared meshes have many more cars than trucks (manifest.csv): --per-class still gives each class the
+    same count, shared evenly by its models, and runs with --workers give the same files."""
     models = require_data("meshes")
+    n_models = manifest_models("car", "truck")
+    assert n_models["car"] > n_models["truck"]
+    per_class_n = n_models["car"] + 3  # more images than cars: every car gets 1 or 2
     counts = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        r = _run("render", "--models", str(models), "--classes", "car,truck", "--per-class", "12", "--size", "32",
+        r = _run("render", "--models", str(models), "--classes", "car,truck", "--per-class", str(per_class_n), "--size", "32",
                  "--workers", str(workers), "--out", str(out), "--quiet")
         assert r.exit_code == 0, r.output
         entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
         per_class = {c: [e for e in entries if e["class"] == c] for c in ("car", "truck")}
-        assert {c: len(v) for c, v in per_class.items()} == {"car": 12, "truck": 12}
+        assert {c: len(v) for c, v in per_class.items()} == {"car": per_class_n, "truck": per_class_n}
         per_model = {}
         for e in per_class["car"]:
             per_model[e["model"]] = per_model.get(e["model"], 0) + 1
-        assert len(per_model) == 9 and set(per_model.values()) <= {1, 2}  # 12 over 9 models: evenly
+        assert len(per_model) == n_models["car"] and set(per_model.values()) == {1, 2}  # evenly
         counts[workers] = _files(out)
     assert counts[1] == counts[2]
     both = _run("render", "--per-model", "2", "--per-class", "2", "--out", str(tmp_path / "x"))

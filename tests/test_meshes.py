@@ -10,7 +10,7 @@ import trimesh
 from PIL import Image
 
 from renderer import ModelLibrary, ModelLoadError, discover_models, load_mesh
-from tests.conftest import require_data
+from tests.conftest import manifest_models, require_data
 
 
 def _two_boxes() -> trimesh.Scene:
@@ -95,7 +95,7 @@ def test_discovery_layout(tmp_path):
 
 def test_shared_meshes_all_load(shared_meshes):
     models, skipped = discover_models(shared_meshes)
-    assert len(models) == 30 and not skipped
+    assert len(models) == sum(manifest_models().values()) and not skipped
     for ref in models:
         mesh = load_mesh(ref.path)
         assert mesh.n_faces > 100
