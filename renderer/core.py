@@ -42,7 +42,10 @@ _OCCLUDER_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f/i", ("i_mvp", "i_n0", "i_n1", "i_n2
 class RenderConfig:
     size: int = 64
     batch_size: int = 256  # images per draw and per read-back (at most the atlas cells)
-    msaa: int = 0  # samples per pixel; 0 = off
+    # anti-aliasing: each image is drawn at supersample x size and box-filtered down, so edges, thin parts
+    # and textures come out soft, as in a downsampled camera image (1 = off: hard, aliased edges)
+    supersample: int = 2
+    msaa: int = 0  # hardware samples per pixel on top; 0 = off
     seed: int = 0
     variations: VariationConfig = field(default_factory=VariationConfig)
     device: int | None = None  # EGL device (GPU) index
@@ -57,6 +60,14 @@ class RenderConfig:
             raise ValueError("batch size must be at least 1")
         if self.msaa not in (0, 1, 2, 4, 8):
             raise ValueError(f"msaa must be 0, 2, 4 or 8 (got {self.msaa})")
+        if self.supersample not in (1, 2, 3, 4) or int(self.size) * self.supersample > MAX_SIZE * 2:
+            raise ValueError(f"supersample must be 1, 2, 3 or 4 with size x supersample <= {2 * MAX_SIZE} "
+                             f"(got {self.supersample} at {self.size} px)")
+
+    @property
+    def draw_size(self) -> int:
+        """Pixels per cell side as drawn (before the supersampling filter)."""
+        return int(self.size) * self.supersample
 
 
 def _lod_cache():
@@ -72,7 +83,7 @@ def atlas_columns(size: int) -> int:
 
 def batch_capacity(config: RenderConfig) -> int:
     """Images per draw and per read-back."""
-    return min(config.batch_size, atlas_columns(config.size) ** 2)
+    return min(config.batch_size, atlas_columns(config.draw_size) ** 2)
 
 
 def _attributes(program: moderngl.Program, buffer: moderngl.Buffer, fmt: str, names) -> tuple:
@@ -175,18 +186,20 @@ class Renderer:
         ctx = self.ctx
         self._programs: dict[tuple, moderngl.Program] = {}
         self._blank = ctx.texture_array((1, 1, 1), 4, bytes([255, 255, 255, 255]))
+        self._image_counts: dict[str, int] = {}
+        self._bg_tiles, self._bg_inset = 1, 0.0
         self._textures = self._image_array(config.variations.texture.image_dir, "textures",
                                            config.texture_image_size, repeat=True)
         self._backgrounds = self._image_array(config.variations.background.image_dir, "backgrounds",
                                               config.background_image_size, repeat=False)
-        self.counts = ImageCounts(self._textures.size[2], self._backgrounds.size[2])
+        self.counts = ImageCounts(self._image_counts["textures"], self._image_counts["backgrounds"])
         vol = noise_volume()
         self._noise = ctx.texture3d(vol.shape, 1, np.ascontiguousarray(vol).tobytes())
         self._noise.repeat_x = self._noise.repeat_y = self._noise.repeat_z = True
         # The atlas layout depends on the image size only, and a sample's cell on its global index
         # only: rasterisation rounding differs (slightly) between cells, so this is what makes an
         # image bit-identical whatever the batch size, order, worker or process.
-        cols = atlas_columns(config.size)
+        cols = atlas_columns(config.draw_size)
         self._grid = (cols, cols)
         cap = self.batch_capacity
         self._instances = ctx.buffer(reserve=cap * SAMPLE_FLOATS * 4, dynamic=True)
@@ -212,6 +225,7 @@ class Renderer:
                 index_buffer=cube_ibo, index_element_size=4))
         self._cube_indices = len(ci)
         self._gpu: dict[int, _GpuModel] = {}
+        self._frame_points: dict[int, np.ndarray] = {}
         self._pool = GeometryPool(ctx)
         self._check: SilhouetteCheck | None = None
         self._make_framebuffers()
@@ -240,7 +254,9 @@ class Renderer:
     def params(self, specs: list[SampleSpec]) -> ParamTable:
         """The latent parameters of `specs`, fixed by (config.seed, model key, index)."""
         keys = [self.models[s.model].key for s in specs]
-        return draw_params(self.config.variations, self.config.seed, keys, [s.index for s in specs], self.counts)
+        labels = [self.models[s.model].label for s in specs]
+        return draw_params(self.config.variations, self.config.seed, keys, [s.index for s in specs], self.counts,
+                           labels)
 
     def render(self, specs: list[SampleSpec], masks: bool = False, params: ParamTable | None = None):
         """(N, H, W, 3) uint8 images, and with masks=True (N, H, W) uint8 masks
@@ -290,6 +306,10 @@ class Renderer:
     # ------------------------------------------------------------------ setup
 
     def _image_array(self, folder, kind: str, size: int, repeat: bool) -> moderngl.TextureArray:
+        """The texture or background images as one texture array. A folder may hold more images than a
+        GL array has layers (2,048 on llvmpipe and NVIDIA): backgrounds are then packed as tiles, many
+        per layer (`self._bg_tiles` per side; packing.pack maps crops into them); textures, which must
+        repeat, are an evenly spread subset of the folder."""
         if folder is None:
             from assets import default_images
 
@@ -297,15 +317,31 @@ class Renderer:
         else:
             from .images import load_image_folder
 
-            data = load_image_folder(folder, size, on_skip=report)
-        tex = self.ctx.texture_array((size, size, len(data)), 4, np.ascontiguousarray(data).tobytes())
-        tex.build_mipmaps()
-        tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+            limit = None if not repeat else self.ctx.info["GL_MAX_ARRAY_TEXTURE_LAYERS"]
+            data = load_image_folder(folder, size, on_skip=report, limit=limit)
+        self._image_counts[kind] = len(data)
+        layers = self.ctx.info["GL_MAX_ARRAY_TEXTURE_LAYERS"]
+        tiles = 1
+        while math.ceil(len(data) / tiles ** 2) > layers:
+            tiles *= 2
+        tile_side = data.shape[1]
+        if tiles > 1:
+            data = _tile_layers(data, tiles)
+        if kind == "backgrounds":
+            # half a texel in from each tile's edge: bilinear filtering never reads the neighbour
+            self._bg_tiles, self._bg_inset = tiles, 0.5 / tile_side if tiles > 1 else 0.0
+        side = data.shape[1]
+        tex = self.ctx.texture_array((side, side, len(data)), 4, np.ascontiguousarray(data).tobytes())
+        if tiles == 1:
+            tex.build_mipmaps()
+            tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        else:  # no mipmaps over tiles (they would blend neighbours); folders this big are kept at low resolution
+            tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         tex.repeat_x = tex.repeat_y = repeat
         return tex
 
     def _make_framebuffers(self) -> None:
-        ctx, s = self.ctx, self.config.size
+        ctx, s = self.ctx, self.config.draw_size
         w, h = self._grid[0] * s, self._grid[1] * s
         samples = self.config.msaa if self.config.msaa > 1 else 0
         if samples:
@@ -353,15 +389,22 @@ class Renderer:
             if self.config.lod:
                 if self._check is None:
                     self._check = SilhouetteCheck(self.ctx)
-                mesh = cached_simplify_for(model.mesh, self.config.size, self._check, _lod_cache()) or model.mesh
+                mesh = cached_simplify_for(model.mesh, self.config.draw_size, self._check, _lod_cache()) or model.mesh
             g = _GpuModel(self.ctx, self._pool, model, mesh, self._blank)
             self._gpu[i] = g
         return g
 
+    def _frame_points_of(self, models: list[int]) -> np.ndarray:
+        """(B, P, 3) the convex-hull vertices of each sample's model (padded by repetition), for framing."""
+        for m in set(models) - set(self._frame_points):
+            self._frame_points[m] = hull_points(self.models[m].mesh.positions)
+        p = max(len(self._frame_points[m]) for m in models)
+        return np.stack([np.resize(self._frame_points[m], (p, 3)) for m in models])
+
     # ------------------------------------------------------------------ drawing
 
     def _render_batch(self, models: list[int], cells: np.ndarray, table: ParamTable, masks: bool):
-        ctx, s = self.ctx, self.config.size
+        ctx, s = self.ctx, self.config.draw_size
         n = len(models)
         gpus = [self._gpu_model(m) for m in models]
         variants = [_object_variant(int(table["tex_mode"][j]), int(table["tex_kind"][j]), gpus[j].has_uvs,
@@ -370,7 +413,9 @@ class Renderer:
         # instance range and each variant one multi-draw
         order = np.array(sorted(range(n), key=lambda j: (variants[j], models[j])), dtype=np.int64)
         rows, lights, occ = pack(table.take(order), cells=cells[order],
-                                 has_uvs=np.array([gpus[j].has_uvs for j in order]))
+                                 has_uvs=np.array([gpus[j].has_uvs for j in order]),
+                                 frame_points=self._frame_points_of([models[j] for j in order]),
+                                 bg_tiles=self._bg_tiles, bg_inset=self._bg_inset)
         self._instances.write(rows.tobytes())
         self._lights.write(lights.tobytes())
         self._lights.bind_to_uniform_block(0)
@@ -435,8 +480,8 @@ class Renderer:
         return self._read(self._resolved, cells - row_lo * cols, region, masks)
 
     def _read(self, fbo: moderngl.Framebuffer, cells: np.ndarray, region: tuple, masks: bool):
-        """One read-back of the rows in use, cut into the batch's cells."""
-        s, cols = self.config.size, self._grid[0]
+        """One read-back of the rows in use, cut into the batch's cells and filtered to the output size."""
+        s, cols, k = self.config.draw_size, self._grid[0], self.config.supersample
         rows = region[3] // s
 
         def cut(data: bytes, channels: int) -> np.ndarray:
@@ -444,7 +489,48 @@ class Renderer:
             a = a.transpose(0, 2, 1, 3, 4).reshape(rows * cols, s, s, channels)
             return a[cells, ::-1]  # GL rows run bottom-up
 
-        images = cut(fbo.read(viewport=region, components=3, attachment=0, alignment=1), 3)
+        images = box_filter(cut(fbo.read(viewport=region, components=3, attachment=0, alignment=1), 3), k)
         if not masks:
             return images, None
-        return images, cut(fbo.read(viewport=region, components=1, attachment=1, alignment=1), 1)[..., 0]
+        mask = cut(fbo.read(viewport=region, components=1, attachment=1, alignment=1), 1)[..., 0]
+        if k > 1:  # a pixel is model where any of its samples is: the label of the most important thing in it
+            n, h = mask.shape[0], mask.shape[1] // k
+            mask = mask.reshape(n, h, k, h, k).max(axis=(2, 4))
+        return images, mask
+
+
+def box_filter(images: np.ndarray, k: int) -> np.ndarray:
+    """(N, k h, k w, C) uint8 -> (N, h, w, C): each output pixel the rounded mean of its k x k samples."""
+    if k == 1:
+        return images
+    n, hk, wk, c = images.shape
+    blocks = images.reshape(n, hk // k, k, wk // k, k, c).astype(np.uint16).sum(axis=(2, 4), dtype=np.uint16)
+    return ((blocks + (k * k) // 2) // (k * k)).astype(np.uint8)
+
+
+def hull_points(positions: np.ndarray, limit: int = 512) -> np.ndarray:
+    """The vertices of the convex hull of `positions` (at most `limit`, evenly spread): what bounds the
+    model's silhouette from any view."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.asarray(positions, dtype=np.float64)
+    try:
+        pts = pts[ConvexHull(pts).vertices]
+    except (QhullError, ValueError):  # flat or degenerate: every vertex bounds it
+        pass
+    if len(pts) > limit:
+        pts = pts[np.linspace(0, len(pts) - 1, limit).astype(int)]
+    return pts
+
+
+def _tile_layers(data: np.ndarray, tiles: int) -> np.ndarray:
+    """(N, s, s, 4) images -> (ceil(N / tiles^2), tiles s, tiles s, 4) layers of tiles; image n is tile
+    n mod tiles^2 (column-major from the bottom-left, as packing._tile_crop reads it) of layer n div tiles^2."""
+    n, s = len(data), data.shape[1]
+    per = tiles * tiles
+    layers = -(-n // per)
+    padded = np.zeros((layers * per, s, s, 4), np.uint8)
+    padded[:n] = data
+    # (layer, ty, tx, s, s, 4) -> (layer, ty s, tx s, 4): GL rows go bottom-up, and so does ty
+    return padded.reshape(layers, tiles, tiles, s, s, 4).transpose(0, 1, 3, 2, 4, 5).reshape(
+        layers, tiles * s, tiles * s, 4)

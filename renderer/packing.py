@@ -51,12 +51,41 @@ def augment_matrices(t: ParamTable) -> np.ndarray:
     return m[:, :2]
 
 
-def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(instance rows (B, SAMPLE_FLOATS), light blocks (B, LIGHT_VEC4S, 4), occluder rows (K, ...))."""
+def frame_zoom(clip_from_model: np.ndarray, points: np.ndarray, fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(zoom (B,), NDC shift (B, 2)) that make the longer side of the projected bounding box of `points`
+    (B, P, 3) span `fill` of the frame, centred; samples with fill 0 keep zoom 1 and no shift."""
+    b = len(fill)
+    p = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=2)
+    clip = np.einsum("bij,bpj->bpi", clip_from_model, p)
+    ndc = clip[..., :2] / np.maximum(clip[..., 3:4], 1e-9)  # every point is in front of the camera
+    lo, hi = ndc.min(axis=1), ndc.max(axis=1)
+    half = np.maximum((hi - lo).max(axis=1) / 2.0, 1e-6)
+    on = fill > 0
+    zoom = np.where(on, fill / half, 1.0)
+    shift = np.where(on[:, None], -zoom[:, None] * (lo + hi) / 2.0, 0.0)
+    return zoom.reshape(b), shift.reshape(b, 2)
+
+
+def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np.ndarray | None = None,
+         bg_tiles: int = 1, bg_inset: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(instance rows (B, SAMPLE_FLOATS), light blocks (B, LIGHT_VEC4S, 4), occluder rows (K, ...)).
+
+    `frame_points` (B, P, 3): points on each sample's model (its convex hull), for framing by silhouette
+    (`cam_fill`); `bg_tiles`: background images per side of one texture layer, `bg_inset` the margin kept
+    inside each tile, as a fraction of it (see Renderer)."""
     b = len(t)
     rows = np.zeros((b, SAMPLE_FLOATS), np.float32)
     view = view_matrices(t["cam_azimuth"], t["cam_elevation"], t["cam_distance"], t["cam_roll"], t["cam_fov"])
-    proj = projection_matrices(t["cam_distance"], t["cam_fov"], t["cam_jitter"])
+    proj = projection_matrices(t["cam_distance"], t["cam_fov"], np.zeros((b, 2)))
+    zoom, shift = np.ones(b), np.zeros((b, 2))
+    if frame_points is not None and "cam_fill" in t and (t["cam_fill"] > 0).any():
+        zoom, shift = frame_zoom(proj @ view, frame_points, t["cam_fill"])
+    # zoom about the frame centre, then shift in NDC after the divide: x' = k x + s w (a change of field of
+    # view and a lens shift: perspective and depth are untouched)
+    shift = shift + t["cam_jitter"]
+    w_row = proj[:, 3, :].copy()
+    proj[:, 0, :] = zoom[:, None] * proj[:, 0, :] + shift[:, 0:1] * w_row
+    proj[:, 1, :] = zoom[:, None] * proj[:, 1, :] + shift[:, 1:2] * w_row
     # GL rows run bottom-up while images run top-down: conjugate the affine by a y flip
     m = augment_matrices(t)
     flip = np.array([1.0, -1.0])
@@ -91,7 +120,9 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndar
     rows[:, 55] = (t["bg_angle"] * 97.0) % 101.0  # noise offset: every noise background differs
     rows[:, 56:59] = t["bg_color2"]
     rows[:, 59] = cells
-    rows[:, 60:64] = t["bg_crop"]
+    rows[:, 60:64] = _tile_crop(t["bg_crop"], t["bg_image"], bg_tiles, bg_inset)
+    if bg_tiles > 1:
+        rows[:, 49] = t["bg_image"] // (bg_tiles * bg_tiles)
     rows[:, 64:66], rows[:, 66], rows[:, 67] = lin[:, 0], off[:, 0], t["aug_contrast"]
     rows[:, 68:70], rows[:, 70], rows[:, 71] = lin[:, 1], off[:, 1], t["aug_illum"]
 
@@ -102,6 +133,18 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray) -> tuple[np.ndar
     lights[:, -1, :3] = t["ambient"]
     lights[:, -1, 3] = t["n_lights"]
     return rows, lights, _occluders(t, proj, cells)
+
+
+def _tile_crop(crop: np.ndarray, image: np.ndarray, tiles: int, inset: float) -> np.ndarray:
+    """Crop rectangles (u0, v0, u1, v1) of whole images -> the same rectangles in a layer holding
+    tiles x tiles images, `inset` (a fraction of a tile) from its edges so that filtering never reads a
+    neighbour."""
+    if tiles == 1:
+        return crop
+    k = np.asarray(image) % (tiles * tiles)
+    tx, ty = (k % tiles)[:, None], (k // tiles)[:, None]
+    c = inset + (1.0 - 2.0 * inset) * crop
+    return np.concatenate([(tx + c[:, 0::2]) / tiles, (ty + c[:, 1::2]) / tiles], axis=1)[:, [0, 2, 1, 3]]
 
 
 def _occluders(t: ParamTable, proj: np.ndarray, cells: np.ndarray) -> np.ndarray:

@@ -71,8 +71,8 @@ class ParamTable(dict):
         tex_mode, tex_kind, bg_mode = self["tex_mode"].tolist(), self["tex_kind"].tolist(), self["bg_mode"].tolist()
         c = {k: col(k) for k in ("tex_color1", "tex_color2", "tex_scale", "tex_dir", "specular", "ambient", "light_dir",
                                  "light_col", "bg_color1", "bg_color2", "bg_angle", "bg_noise", "bg_crop",
-                                 "cam_distance", "cam_jitter", "occ_centre", "occ_depth", "occ_half", "occ_angle",
-                                 "occ_color", "aug_crop", "aug_contrast", "aug_illum")}
+                                 "cam_distance", "cam_fill", "cam_jitter", "occ_centre", "occ_depth", "occ_half",
+                                 "occ_angle", "occ_color", "aug_crop", "aug_contrast", "aug_illum")}
         c.update({k: col(k, 3) for k in ("cam_azimuth", "cam_elevation", "cam_roll", "cam_fov", "aug_shear")})
         shin, temps = col("shininess", 2), col("light_temp", 0)
         ints = {k: self[k].tolist() for k in ("tex_image", "bg_image", "n_lights", "n_occluders")}
@@ -91,7 +91,8 @@ class ParamTable(dict):
                                "color2": c["bg_color2"][i], "angle": c["bg_angle"][i], "noise_scale": c["bg_noise"][i],
                                "image": ints["bg_image"][i], "crop": c["bg_crop"][i]},
                 "camera": {"azimuth": c["cam_azimuth"][i], "elevation": c["cam_elevation"][i],
-                           "distance": c["cam_distance"][i], "roll": c["cam_roll"][i], "fov": c["cam_fov"][i],
+                           "distance": c["cam_distance"][i], "fill": c["cam_fill"][i], "roll": c["cam_roll"][i],
+                           "fov": c["cam_fov"][i],
                            "jitter": c["cam_jitter"][i]},
                 "occluders": [{"centre": c["occ_centre"][i][j], "depth": c["occ_depth"][i][j],
                                "half_size": c["occ_half"][i][j], "angle": c["occ_angle"][i][j],
@@ -114,11 +115,15 @@ def draw_params(
     model_keys: list[str],
     indices,
     counts: ImageCounts = ImageCounts(),
+    labels: list[str] | None = None,
 ) -> ParamTable:
-    """Parameters for images (model_keys[i], indices[i]) under `seed`."""
+    """Parameters for images (model_keys[i], indices[i]) under `seed`; `labels` (each image's class, for
+    the per-class camera priors) default to the key's first part ('car/sedan' -> 'car')."""
     indices = np.asarray(indices, dtype=np.int64)
     if len(model_keys) != len(indices):
         raise ValueError("one model key per index")
+    if labels is None:
+        labels = [k.split("/", 1)[0] for k in model_keys]
     hashes = np.array([model_hash(k) for k in model_keys], dtype=np.uint64)
     b = len(indices)
     t = ParamTable()
@@ -129,7 +134,7 @@ def draw_params(
     _texture(t, config, u("texture", 16), b, counts.textures)
     _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 2), b)
     _background(t, config, u("background", 13), b, counts.backgrounds)
-    _camera(t, config, u("camera", 8), b)
+    _camera(t, config, u("camera", 8), b, labels)
     _occluders(t, config, u("occlusion", 2 + 10 * MAX_OCCLUDERS), b)
     _augment(t, config, u("augment2d", 8), b)
     return t
@@ -148,9 +153,10 @@ def _categorical(x: np.ndarray, weights) -> np.ndarray:
     return np.minimum(np.searchsorted(w / w[-1], x, side="right"), len(w) - 1)
 
 
-def _colours(u: np.ndarray) -> np.ndarray:
-    """(B, 3) sRGB colours from (B, 3) uniforms: uniform hue, mostly saturated, not too dark."""
-    h, s, v = u[:, 0], u[:, 1] ** 0.7, 0.15 + 0.85 * u[:, 2]
+def _colours(u: np.ndarray, saturation: float = 1.0) -> np.ndarray:
+    """(B, 3) sRGB colours from (B, 3) uniforms: uniform hue, saturation up to `saturation` (mostly near
+    it), not too dark."""
+    h, s, v = u[:, 0], saturation * u[:, 1] ** 0.7, 0.15 + 0.85 * u[:, 2]
     k = (np.array([5.0, 3.0, 1.0])[None, :] + h[:, None] * 6.0) % 6.0
     return v[:, None] - v[:, None] * s[:, None] * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
@@ -169,6 +175,14 @@ def _texture(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n_im
     t["tex_kind"] = np.asarray(kinds)[np.minimum((u[:, 1] * len(kinds)).astype(int), len(kinds) - 1)]
     t["tex_color1"] = _colours(u[:, 2:5])
     t["tex_color2"] = _colours(u[:, 5:8])
+    if c.paint_colours and c.paint_probability > 0:
+        # a solid colour is a paint most of the time: one of the palette, jittered (uniforms 14, 15 and
+        # 5-7, which a solid colour does not otherwise use)
+        paints = np.asarray(c.paint_colours, dtype=np.float64)
+        pick = np.minimum((u[:, 15] * len(paints)).astype(int), len(paints) - 1)
+        paint = np.clip(paints[pick] + c.paint_jitter * (2.0 * u[:, 5:8] - 1.0), 0.0, 1.0)
+        use = (t["tex_mode"] == 1) & (u[:, 14] < c.paint_probability)
+        t["tex_color1"][use] = paint[use]
     t["tex_scale"] = _lerp(u[:, 8], c.scale)
     t["tex_dir"] = _unit_vectors(u[:, 9], u[:, 10])
     t["tex_image"] = np.minimum((u[:, 11] * n_images).astype(int), n_images - 1)
@@ -221,8 +235,8 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> 
 def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n_images: int) -> None:
     c, canon = config.background, config.canonical
     t["bg_mode"] = _categorical(u[:, 0], c.mode_weights)
-    t["bg_color1"] = _colours(u[:, 1:4])
-    t["bg_color2"] = _colours(u[:, 4:7])
+    t["bg_color1"] = _colours(u[:, 1:4], c.saturation)
+    t["bg_color2"] = _colours(u[:, 4:7], c.saturation)
     t["bg_angle"] = 2.0 * math.pi * u[:, 7]
     t["bg_noise"] = _lerp(u[:, 8], c.noise_scale)
     t["bg_image"] = np.minimum((u[:, 9] * n_images).astype(int), n_images - 1)
@@ -236,11 +250,15 @@ def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n
         t["bg_color2"][:] = canon.background
 
 
-def _camera(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> None:
+def _camera(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, labels: list[str]) -> None:
     c, canon = config.camera, config.canonical
     t["cam_azimuth"] = _lerp(u[:, 0], c.azimuth)
-    t["cam_elevation"] = _lerp(u[:, 1], c.elevation)
+    ranges = {label: c.elevation_for(label) for label in set(labels)}
+    elevation = np.array([ranges[label] for label in labels], dtype=np.float64).reshape(b, 2)
+    t["cam_elevation"] = elevation[:, 0] + (elevation[:, 1] - elevation[:, 0]) * u[:, 1]
     t["cam_distance"] = _lerp(u[:, 2], c.distance)
+    # 0 = no silhouette framing (the bounding sphere frames the model); drawn from uniform 7, unused so far
+    t["cam_fill"] = _lerp(u[:, 7], c.fill) if c.fill is not None else np.zeros(b)
     t["cam_roll"] = _lerp(u[:, 3], c.roll)
     t["cam_fov"] = _lerp(u[:, 4], c.fov)
     jit, ang = _lerp(u[:, 5], c.jitter), 2.0 * math.pi * u[:, 6]
@@ -249,6 +267,7 @@ def _camera(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> No
         t["cam_azimuth"][:] = canon.azimuth
         t["cam_elevation"][:] = canon.elevation
         t["cam_distance"][:] = canon.distance
+        t["cam_fill"][:] = canon.fill or 0.0
         t["cam_roll"][:] = 0.0
         t["cam_fov"][:] = canon.fov
         t["cam_jitter"][:] = 0.0
@@ -269,10 +288,10 @@ def _occluders(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) ->
     t["occ_centre"] = np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=-1)
     t["occ_depth"] = 0.35 + 0.25 * v[..., 2]
     size = _lerp(v[..., 3], c.size)
-    aspect = np.exp(-1.2 + 2.4 * v[..., 4])
+    aspect = np.exp(_lerp(v[..., 4], c.log_aspect))
     t["occ_half"] = np.stack([size * np.sqrt(aspect), size / np.sqrt(aspect)], axis=-1)
     t["occ_angle"] = math.pi * v[..., 5]
-    t["occ_color"] = _colours(v[..., 6:9].reshape(-1, 3)).reshape(b, MAX_OCCLUDERS, 3)
+    t["occ_color"] = _colours(v[..., 6:9].reshape(-1, 3), c.saturation).reshape(b, MAX_OCCLUDERS, 3)
     t["occ_pattern"] = v[..., 9] < c.colour_noise
 
 

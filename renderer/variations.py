@@ -15,59 +15,102 @@ Range = tuple[float, float]
 VARIATION_NAMES = ("texture", "lighting", "background", "camera", "occlusion", "augment2d")
 
 
+# Colours real objects mostly come in (sRGB): the car-park palette of paints (white, black, silver and grey
+# make up most cars on the road), plus the browns and greys of animals. A solid-colour texture draws from
+# these most of the time, so most objects look painted rather than dyed.
+PAINT_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (0.92, 0.92, 0.90), (0.06, 0.06, 0.07), (0.70, 0.72, 0.74), (0.42, 0.43, 0.45), (0.65, 0.07, 0.07),
+    (0.08, 0.16, 0.42), (0.25, 0.45, 0.75), (0.12, 0.30, 0.18), (0.78, 0.70, 0.55), (0.88, 0.72, 0.10),
+    (0.38, 0.24, 0.14), (0.88, 0.42, 0.10), (0.55, 0.40, 0.28), (0.20, 0.16, 0.14),
+)
+
+
 @dataclass(frozen=True)
 class TextureVariation:
     enabled: bool = True
-    # how often each mode is drawn: original material, random solid colour, procedural, image
-    mode_weights: tuple[float, float, float, float] = (0.25, 0.25, 0.3, 0.2)
+    # how often each mode is drawn: original material, random solid colour, procedural, image. Mostly the
+    # model's own look or a plausible paint; the patterns are there some of the time, for variety
+    mode_weights: tuple[float, float, float, float] = (0.45, 0.35, 0.08, 0.12)
     procedural_kinds: tuple[str, ...] = ("checker", "stripes", "noise", "dots")
     scale: Range = (2.0, 10.0)  # pattern repeats across the unit-sphere model
-    specular: Range = (0.0, 0.6)
-    shininess: Range = (4.0, 64.0)
+    specular: Range = (0.05, 0.7)
+    shininess: Range = (8.0, 64.0)
+    paint_probability: float = 0.8  # of a solid colour coming from `paint_colours` (else any hue)
+    paint_colours: tuple[tuple[float, float, float], ...] = PAINT_COLOURS
+    paint_jitter: float = 0.06  # per-channel sRGB jitter of a paint colour
     image_dir: Path | None = None  # None: the embedded procedural images
 
 
 @dataclass(frozen=True)
 class LightingVariation:
     enabled: bool = True
-    n_lights: tuple[int, int] = (1, 4)
-    elevation: Range = (-10.0, 80.0)  # degrees above the camera's horizon
+    # daylight: a sun (and at most one fill light) from above, near-white, with sky light as ambient
+    n_lights: tuple[int, int] = (1, 2)
+    elevation: Range = (15.0, 75.0)  # degrees above the camera's horizon
     azimuth: Range = (-150.0, 150.0)  # degrees around the view axis, 0 = from the camera
-    temperature: Range = (2500.0, 10000.0)  # kelvin
-    intensity: Range = (0.3, 1.2)
-    ambient: Range = (0.05, 0.5)
+    temperature: Range = (4000.0, 8000.0)  # kelvin
+    intensity: Range = (0.6, 1.2)
+    ambient: Range = (0.2, 0.5)
 
 
 @dataclass(frozen=True)
 class BackgroundVariation:
     enabled: bool = True
-    # solid, gradient, procedural noise, random crop from an image
-    mode_weights: tuple[float, float, float, float] = (0.2, 0.25, 0.25, 0.3)
+    # solid, gradient, procedural noise, random crop from an image (a scene: the embedded skies, fields,
+    # rooms and streets, or a folder of photos)
+    mode_weights: tuple[float, float, float, float] = (0.05, 0.2, 0.1, 0.65)
     noise_scale: Range = (2.0, 16.0)
+    saturation: float = 0.45  # most saturated a solid / gradient / noise colour may be (0..1)
     crop_fraction: Range = (0.3, 1.0)  # side of the crop as a fraction of the image
     image_dir: Path | None = None  # None: the embedded procedural backgrounds
+
+
+# How people photograph each kind of object: ground vehicles, animals and people from about eye level (a
+# little above or below), aircraft from below as often as from above. Keys are class names as the models
+# folder spells them (aliases such as aeroplane / automobile are matched too); other classes use
+# CameraVariation.elevation.
+ELEVATION_BY_CLASS: dict[str, Range] = {
+    "car": (-5.0, 25.0), "truck": (-5.0, 25.0), "bus": (-5.0, 25.0), "train": (-5.0, 25.0),
+    "motorcycle": (-5.0, 25.0), "bicycle": (0.0, 30.0), "horse": (-5.0, 25.0), "person": (-5.0, 20.0),
+    "ship": (0.0, 25.0), "airplane": (-25.0, 35.0),
+}
+CLASS_ALIASES = {"aeroplane": "airplane", "plane": "airplane", "automobile": "car", "motorbike": "motorcycle",
+                 "bike": "bicycle", "boat": "ship"}
 
 
 @dataclass(frozen=True)
 class CameraVariation:
     enabled: bool = True
     azimuth: Range = (-180.0, 180.0)
-    elevation: Range = (-10.0, 60.0)
-    # multiple of the distance at which the bounding sphere fills the frame; below 1 the (loose) sphere
-    # overflows but the model rarely does: objects fill most of the frame, as in CIFAR-style photos
+    elevation: Range = (-10.0, 45.0)  # classes without an entry in elevation_by_class
+    elevation_by_class: dict[str, Range] = field(default_factory=lambda: dict(ELEVATION_BY_CLASS))
+    # multiple of the distance at which the bounding sphere fills the frame: sets the perspective (how close
+    # the camera stands); with `fill` set, the frame is then zoomed to the model's own silhouette
     distance: Range = (0.8, 1.3)
-    roll: Range = (-20.0, 20.0)
+    # the longer side of the model's projected bounding box, as a fraction of the image side: objects fill
+    # most of the frame, as in photos of one object (CIFAR). None: framed by the bounding sphere only, which
+    # leaves long thin models (aircraft, trains) small
+    fill: Range | None = (0.7, 1.0)
+    roll: Range = (-8.0, 8.0)
     fov: Range = (25.0, 60.0)
-    jitter: Range = (0.0, 0.15)  # off-centre shift, fraction of the half-frame
+    jitter: Range = (0.0, 0.1)  # off-centre shift, fraction of the half-frame
+
+    def elevation_for(self, label: str) -> Range:
+        name = label.strip().lower()
+        name = CLASS_ALIASES.get(name, name)
+        return self.elevation_by_class.get(name, self.elevation)
 
 
 @dataclass(frozen=True)
 class OcclusionVariation:
     enabled: bool = True
-    probability: float = 0.5  # of an image having any occluder
-    count: tuple[int, int] = (1, 3)
-    size: Range = (0.1, 0.3)  # half-size, as a fraction of the model's projected radius
-    colour_noise: float = 0.5  # probability that an occluder is patterned rather than plain
+    # small and occasional, and mostly long and thin (poles, posts, branches) rather than flat boxes
+    probability: float = 0.25  # of an image having any occluder
+    count: tuple[int, int] = (1, 2)
+    size: Range = (0.06, 0.2)  # half-size (geometric mean of the sides), fraction of the model's projected radius
+    log_aspect: Range = (-2.2, 2.2)  # ln(width / height): +-2.2 is a 9:1 pole
+    colour_noise: float = 0.2  # probability that an occluder is patterned rather than plain
+    saturation: float = 0.5  # most saturated a plain occluder may be
 
 
 @dataclass(frozen=True)
@@ -77,9 +120,9 @@ class Augment2D:
     enabled: bool = True
     mirror: float = 0.5  # probability of a horizontal flip
     crop: Range = (0.75, 1.0)  # side of the kept crop, resized back to the full image
-    contrast: Range = (0.6, 1.4)
-    illumination: Range = (0.6, 1.4)  # brightness factor
-    shear: Range = (-12.0, 12.0)  # degrees
+    contrast: Range = (0.75, 1.25)
+    illumination: Range = (0.7, 1.3)  # brightness factor
+    shear: Range = (-6.0, 6.0)  # degrees
 
 
 @dataclass(frozen=True)
@@ -89,6 +132,7 @@ class Canonical:
     azimuth: float = 35.0
     elevation: float = 20.0
     distance: float = 0.95
+    fill: float | None = None  # None: framed by the bounding sphere (the paper's fixed canonical view)
     fov: float = 40.0
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)  # sRGB
     light_direction: tuple[float, float, float] = (-0.4, 0.7, 0.6)  # view space, toward the light
@@ -152,5 +196,7 @@ def _jsonable(v):
     if isinstance(v, Path):
         return str(v)
     if isinstance(v, tuple):
-        return list(v)
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
     return v

@@ -157,8 +157,8 @@ def test_per_class_renders_a_class_balanced_set_from_unbalanced_models(tmp_path)
     counts = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        r = _run("render", "--models", str(models), "--classes", "car,truck", "--per-class", str(per_class_n), "--size", "32",
-                 "--workers", str(workers), "--out", str(out), "--quiet")
+        r = _run("render", "--models", str(models), "--classes", "car,truck", "--per-class", str(per_class_n),
+                 "--size", "32", "--workers", str(workers), "--out", str(out), "--quiet")
         assert r.exit_code == 0, r.output
         entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
         per_class = {c: [e for e in entries if e["class"] == c] for c in ("car", "truck")}

@@ -1,0 +1,141 @@
+"""What makes renders look like photos: anti-aliasing, silhouette framing, per-class camera priors, and
+background folders used whole."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from renderer import ModelLibrary, RenderConfig, Renderer, VariationConfig
+from renderer.images import load_image_folder
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def sphere_library(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sphere")
+    (root / "ball").mkdir()
+    s = trimesh.creation.icosphere(subdivisions=3)
+    s.visual = trimesh.visual.ColorVisuals(s, face_colors=[200, 60, 60, 255])
+    s.export(root / "ball" / "ball.glb")
+    return ModelLibrary.load(root, on_skip=lambda m: None)
+
+
+def test_anti_aliasing_makes_edges_soft(sphere_library, gl):
+    """A red ball on white: with one sample per pixel every pixel is one or the other; supersampled,
+    the pixels along the silhouette hold colours in between (the mean of both)."""
+    green = {}
+    for ss in (1, 2):
+        r = Renderer(sphere_library, RenderConfig(size=SIZE, supersample=ss, variations=VariationConfig.parse("none")),
+                     ctx=gl)
+        specs = [r.spec_at(0)]
+        params = r.params(specs)
+        params["cam_distance"][:] = 2.0  # a disc of about 30 px across, its whole outline in the frame
+        green[ss] = r.render(specs, params=params)[0, ..., 1].astype(int)
+    # the ball's own green channel stays below 120, the white background's is 255: in between is edge
+    between = {ss: ((g > 120) & (g < 235)).sum() for ss, g in green.items()}
+    assert between[1] < 5
+    assert between[2] > 20  # a good part of the ~95 px outline
+
+
+def test_silhouette_framing_fills_the_configured_range(default_library, gl):
+    """With `fill`, the longer side of each model's projected bounding box spans that fraction of the
+    frame, whatever the model's shape (long trains and wide planes included)."""
+    base = VariationConfig.parse("camera")
+    cam = replace(base.camera, fill=(0.6, 0.9), jitter=(0.0, 0.0))
+    r = Renderer(default_library, RenderConfig(size=SIZE, variations=replace(base, camera=cam)), ctx=gl)
+    specs = [r.spec_at(i) for i in range(96)]
+    _, masks = r.render(specs, masks=True)
+    fill = r.params(specs)["cam_fill"]
+    for mask, f in zip(masks, fill, strict=True):
+        ys, xs = np.nonzero(mask)
+        extent = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) / SIZE
+        assert abs(extent - f) < 3 / SIZE, (extent, f)
+        assert 0.6 - 3 / SIZE <= extent <= 0.9 + 3 / SIZE
+
+
+def test_camera_priors_follow_the_class(default_library, gl):
+    """Ground vehicles are seen from near eye level, per the class table; other classes use the default."""
+    base = VariationConfig.parse("camera")
+    r = Renderer(default_library, RenderConfig(size=32, variations=base), ctx=gl)
+    specs = [r.spec_at(i) for i in range(400)]
+    params = r.params(specs)
+    labels = np.array([r.models[s.model].label for s in specs])
+    for label in set(labels):
+        lo, hi = base.camera.elevation_for(label)
+        el = params["cam_elevation"][labels == label]
+        assert lo <= el.min() and el.max() <= hi
+    assert base.camera.elevation_for("car") != base.camera.elevation
+    assert base.camera.elevation_for("Automobile") == base.camera.elevation_for("car")  # aliases, any case
+    assert base.camera.elevation_for("teapot") == base.camera.elevation
+
+
+def _solid(path, colour, side=8):
+    Image.fromarray(np.full((side, side, 3), colour, np.uint8)).save(path)
+
+
+def test_background_folder_is_used_whole(sphere_library, gl, tmp_path):
+    """1,000 distinct solid colours in ten sub-folders: a batch shows far more than 256 of them (the old
+    loader kept the first 256 files in name order, all from the first sub-folder)."""
+    folder = tmp_path / "bg"
+    for i in range(1000):
+        sub = folder / f"part{i // 100}"
+        sub.mkdir(parents=True, exist_ok=True)
+        _solid(sub / f"{i:04d}.png", ((i % 10) * 25, (i // 10 % 10) * 25, (i // 100) * 25))
+    base = VariationConfig.parse("background")
+    bg = replace(base.background, mode_weights=(0, 0, 0, 1), image_dir=folder)
+    r = Renderer(sphere_library, RenderConfig(size=32, variations=replace(base, background=bg)), ctx=gl)
+    assert r.counts.backgrounds == 1000
+    specs = [r.spec_at(i) for i in range(1024)]
+    corners = r.render(specs)[:, 1, 1].astype(int)
+    colours = {tuple(int(round(c / 25)) for c in px) for px in corners}
+    assert len(colours) > 600
+    assert len({c[2] for c in colours}) == 10  # every sub-folder
+
+
+def test_background_folder_larger_than_a_texture_array(sphere_library, gl, tmp_path):
+    """More images than GL array layers: packed as tiles, each still shown whole and alone."""
+    layers = gl.info["GL_MAX_ARRAY_TEXTURE_LAYERS"]
+    folder = tmp_path / "many"
+    folder.mkdir()
+    n = layers + 300
+    for i in range(n):
+        _solid(folder / f"{i:05d}.png", ((i % 16) * 16, (i // 16 % 16) * 16, (i // 256) * 16))
+    base = VariationConfig.parse("background")
+    bg = replace(base.background, mode_weights=(0, 0, 0, 1), image_dir=folder)
+    r = Renderer(sphere_library, RenderConfig(size=32, variations=replace(base, background=bg)), ctx=gl)
+    assert r.counts.backgrounds == n and r._bg_tiles > 1
+    specs = [r.spec_at(i) for i in range(256)]
+    images, masks = r.render(specs, masks=True)
+    want = r.params(specs)["bg_image"]
+    for img, mask, k in zip(images, masks, want, strict=True):
+        expected = np.array([(k % 16) * 16, (k // 16 % 16) * 16, (k // 256) * 16])
+        background = img[mask == 0].astype(int)
+        assert np.abs(background - expected).max() <= 2  # its own colour, no neighbour's bleeding in
+
+
+def test_corrupt_and_tiny_images_are_reported_and_skipped(tmp_path):
+    _solid(tmp_path / "good.png", (10, 200, 30), side=32)
+    _solid(tmp_path / "tiny.png", (0, 0, 0), side=4)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    messages = []
+    data = load_image_folder(tmp_path, 64, on_skip=messages.append)
+    assert len(data) == 1 and tuple(data[0, 0, 0, :3]) == (10, 200, 30)
+    assert len(messages) == 2
+    assert any("tiny.png" in m and "too small" in m for m in messages)
+    assert any("broken.jpg" in m and "unreadable" in m for m in messages)
+    assert all("\n" not in m for m in messages)
+    with pytest.raises(FileNotFoundError, match="no readable images"):
+        load_image_folder(_only(tmp_path, "broken.jpg"), 64)
+
+
+def _only(folder, name):
+    sub = folder / "only"
+    sub.mkdir()
+    (sub / name).write_bytes((folder / name).read_bytes())
+    return sub
