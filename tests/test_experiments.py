@@ -16,10 +16,14 @@ from train.experiments import TABLE1, TABLE2, aggregate, load_paper_values
 def test_tables_have_the_papers_configurations():
     assert [s.ratio for s in TABLE2[:8]] == ["1:0", "1:1", "1:7", "1:15"] * 2
     assert [s.augment for s in TABLE2[:8]] == [False] * 4 + [True] * 4
-    assert all(s.ratio == "1:0" and s.epochs_factor > 1 for s in TABLE2[8:])  # the longer real-only baselines
+    assert all(s.ratio == "1:0" and s.epochs_factor > 1 for s in TABLE2[8:10])  # the longer real-only baselines
+    assert [s.backgrounds for s in TABLE2[10:]] == ["real-photo backgrounds"]
     assert TABLE1[0].ratio == "1:0" and all(s.ratio == "0:1" for s in TABLE1[1:])
-    # each row of Table 1 adds exactly one variation to the row before
-    added = [set(s.variations.split(",")) - {"none"} for s in TABLE1[1:]]
+    # each of the paper's rows of Table 1 adds exactly one variation to the row before; then the default
+    # (all, occluders included) and the default with real-photo backgrounds
+    paper_rows = [s for s in TABLE1[1:] if s.variations != "all"]
+    assert [s.backgrounds for s in TABLE1[1:] if s.variations == "all"] == [None, "real-photo backgrounds"]
+    added = [set(s.variations.split(",")) - {"none"} for s in paper_rows]
     assert [len(b - a) for a, b in zip(added, added[1:], strict=False)] == [1] * (len(added) - 1)
 
 
@@ -37,10 +41,48 @@ def test_quick_scale_gives_every_ratio_the_same_passes_over_the_real_set():
 
 
 def test_aggregate_mean_std_and_paper_column():
-    text = aggregate({"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": []}, {"real only": 61.5})
+    text = aggregate({"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": []}, {"real only": 61.5},
+                     paper_label="paper: CIFAR-DA9")
     lines = text.splitlines()
-    assert lines[2] == "| real only | 60.00 ± 10.00 | 3 | 61.50 |"
-    assert lines[3] == "| real + synthetic 1:7 | not run | 0 | n/a |"
+    assert lines[0] == "Paper column: paper: CIFAR-DA9."
+    assert lines[4] == "| real only | 60.00 ± 10.00 | n/a | 3 | n/a | n/a | n/a | n/a | 61.50 |"
+    assert lines[5] == "| real + synthetic 1:7 | not run | n/a | 0 | n/a | n/a | n/a | n/a | n/a |"
+
+
+def test_aggregate_interval_fit_and_weakest_class():
+    def run(acc, small, train, car):
+        return {"test_at_best_val": {"n": 4000, "accuracy": acc, "paper_size": {"accuracy": small},
+                                     "per_class": {"car": car, "horse": 0.9}},
+                "final_train_acc": train, "fits_training_images": train >= 0.7}
+    details = {"synthetic": [run(0.60, 0.55, 0.9, 0.3), run(0.62, 0.60, 0.6, 0.5)]}
+    gaps = {"synthetic": {"kid": 0.0123}, "other": {"kid": 0.02}, "third": {"kid": 0.05}}
+    text = aggregate({"synthetic": [0.60, 0.62], "other": [0.5], "third": [0.3]}, {}, details, gaps=gaps)
+    line = text.splitlines()[4]
+    # Wilson 95 % at 61 % of 4,000 images is about +-1.5 points
+    assert line == ("| synthetic | 61.00 ± 1.41 | 59.5–62.5 (n=4000) | 2 | 57.50 | 1/2 (75% train) | car 40.0 | 1.23 "
+                    "| n/a |")
+    assert "Spearman) of KID with test accuracy over the 3 synthetic rows: -1.00" in text
+
+
+def test_wilson_interval():
+    from train.stats import wilson
+
+    lo, hi = wilson(50, 100)
+    assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0)
+    # 200 test images cannot resolve 3 points; 4,000 can
+    assert wilson(140, 200)[1] - wilson(140, 200)[0] > 0.12
+    assert wilson(2800, 4000)[1] - wilson(2800, 4000)[0] < 0.03
+
+
+def test_shipped_paper_figures_name_the_papers_dataset():
+    from train.experiments import TABLES, shipped_paper_values
+
+    values, label = shipped_paper_values("table1")
+    assert values["+ camera"] == 83.0 and "VisDA" in label and "AlexNet" in label
+    values, label = shipped_paper_values("table2")
+    assert values["real + synthetic 1:15"] == 79.17 and "CIFAR-DA9" in label
+    assert set(values) <= {s.name for s in TABLES["table2"]}
 
 
 def test_paper_values_file_is_checked_against_the_table(tmp_path):
@@ -79,11 +121,15 @@ def test_table1_runs_and_resumes(tmp_path):
     require_data("cifar", "cifar10-train-subset.npz")
     paper = tmp_path / "paper.json"
     paper.write_text(json.dumps({"table1": {"c10-da4": {"+ camera": 42.5}}}))
-    args = ["experiment", "table1", "--counts", "8,4,4", "--epochs", "1", "--seeds", "3", "--workers", "0",
-            "--quiet", "--paper", str(paper), "--out", str(tmp_path)]
+    args = ["experiment", "table1", "--counts", "8,4,60", "--epochs", "1", "--seeds", "3", "--workers", "0",
+            "--gap-images", "32", "--quiet", "--paper", str(paper), "--out", str(tmp_path)]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
-    assert first.output.count("seed 3:") == len(TABLE1)
+    assert first.output.count("seed 3:") == len(TABLE1)  # the real-photo background row included
+    summary = json.loads((tmp_path / "table1" / "all-variations-real-photo-backgrounds" / "seed-3" /
+                          "summary.json").read_text())
+    assert summary["test_at_best_val"]["n"] == 4 * 60 and summary["test_at_best_val"]["paper_size"]["n"] == 4 * 50
+    assert "fits_training_images" in summary
     table = (tmp_path / "table1" / "table.md").read_text()
     assert (tmp_path / "table1" / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(f"| {s.name} |" in table for s in TABLE1)

@@ -33,6 +33,10 @@ class TrainConfig:
     milestones: tuple[int, ...] = (221, 348)
     decay_start: int = 50
     augment: bool = False  # random crop (4 px padding) + horizontal flip
+    # a synthetic-only (0:1) epoch takes as many batches as an epoch at this ratio, so that synthetic-only
+    # training gets the image budget of the mixed runs it is compared with; at the real set's own length
+    # (15 batches of 128 for 2,000 real images) a quick-scale run cannot even fit its training images
+    synthetic_budget: str = "1:15"
     image_size: int = 32
     seed: int = 0
     workers: int = 2  # DataLoader workers for the synthetic source
@@ -57,10 +61,22 @@ class TrainConfig:
         raise ValueError(f"unknown schedule {self.schedule!r}: step or linear")
 
 
-def images_per_epoch(real_images: int, ratio: str, batch_size: int) -> int:
+def epoch_batches(cfg: TrainConfig, real_images: int) -> int:
+    """Batches per epoch: one pass over the real set at cfg.ratio; synthetic only, as many as at
+    cfg.synthetic_budget."""
     from .mixing import Ratio, batches_per_epoch
 
-    return batches_per_epoch(real_images, Ratio.parse(ratio), batch_size) * batch_size
+    ratio = Ratio.parse(cfg.ratio)
+    if ratio.real == 0:
+        ratio = Ratio.parse(cfg.synthetic_budget)
+        if ratio.real == 0:
+            raise ValueError(f"synthetic_budget {cfg.synthetic_budget}: needs a real part (such as 1:15)")
+    return batches_per_epoch(real_images, ratio, cfg.batch_size)
+
+
+def images_per_epoch(real_images: int, ratio: str, batch_size: int, synthetic_budget: str = "1:15") -> int:
+    cfg = TrainConfig(ratio=ratio, batch_size=batch_size, synthetic_budget=synthetic_budget)
+    return epoch_batches(cfg, real_images) * batch_size
 
 
 def preset(model: str = "resnet20", scale: str = "paper", real_only: bool = False, **overrides) -> TrainConfig:

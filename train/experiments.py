@@ -8,7 +8,10 @@
 
 Runs live in OUT/<table>/<configuration>/seed-<s>/ (metrics, curves, checkpoints, summary.json); a run
 whose summary.json is complete is not run again, a killed one resumes. The table is mean +- std over
-seeds of the test accuracy at the best validation epoch, beside the paper's figure where one is known.
+seeds of the test accuracy at the best validation epoch, with its 95 % interval from test sampling, the
+accuracy on the paper-sized test subset (50 per class), whether the runs fitted their training images, the
+weakest class, and the paper's figure (shipped in paper_figures.json, labelled with the paper's dataset,
+which is not c10-da4: the paper's Table 1 is VisDA airplane-vs-bicycle with AlexNet, its Table 2 CIFAR-DA9).
 """
 
 from __future__ import annotations
@@ -19,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-# The paper's numbers are not shipped: this project has no verified copy of them, and a remembered figure
-# printed as "the paper's" would be worse than none. `--paper FILE` supplies them (see load_paper_values);
-# without it the column reads "n/a".
 PaperValues = dict[str, float]  # configuration name -> test accuracy in %
+PAPER_FIGURES = Path(__file__).with_name("paper_figures.json")  # the paper's tables, figure by figure
+REAL_BACKGROUNDS = "real-photo backgrounds"  # RunSpec.backgrounds: MIXREAL_DATA/backgrounds
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class RunSpec:
     augment: bool
     variations: str = "all"  # of the synthetic images
     epochs_factor: int = 1  # x the scale's epochs (and milestones): for baselines given a longer schedule
+    backgrounds: str | None = None  # REAL_BACKGROUNDS: background crops from a folder of real photos
+    step: str | None = None  # a renderer realism step (train/realism.py) instead of today's defaults
 
 
 TABLE1 = [
@@ -42,6 +46,9 @@ TABLE1 = [
     RunSpec("+ background", "0:1", False, "texture,lighting,background"),
     RunSpec("+ camera", "0:1", False, "texture,lighting,background,camera"),
     RunSpec("+ 2D augmentation", "0:1", False, "texture,lighting,background,camera,augment2d"),
+    # not in the paper: the default (every variation, occluders included), and with real-photo backgrounds
+    RunSpec("all variations (default)", "0:1", False, "all"),
+    RunSpec("all variations, real-photo backgrounds", "0:1", False, "all", backgrounds=REAL_BACKGROUNDS),
 ]
 
 TABLE2 = [RunSpec(f"{label}{', augmented' if aug else ''}", ratio, aug)
@@ -54,8 +61,19 @@ TABLE2 = [RunSpec(f"{label}{', augmented' if aug else ''}", ratio, aug)
 # this row a gain from synthetic data could be a gain from training longer.
 TABLE2 += [RunSpec(f"real only, 4x epochs{', augmented' if aug else ''}", "1:0", aug, epochs_factor=4)
            for aug in (False, True)]
+TABLE2 += [RunSpec("real + synthetic 1:15, real-photo backgrounds", "1:15", False, backgrounds=REAL_BACKGROUNDS)]
 
-TABLES = {"table1": TABLE1, "table2": TABLE2}
+def _realism_table() -> list[RunSpec]:
+    from .realism import STEPS
+
+    rows = [RunSpec(name, "0:1", False, "all", step=name) for name, _ in STEPS]
+    return rows + [RunSpec("default + real-photo backgrounds", "0:1", False, "all", backgrounds=REAL_BACKGROUNDS)]
+
+
+# realism: not in the paper: synthetic-only with the renderer's realism changes added one at a time, each
+# beside its domain gap (train/realism.py)
+TABLES = {"table1": TABLE1, "table2": TABLE2, "realism": _realism_table()}
+GAP_IMAGES = 2000  # synthetic images the gap meter measures per configuration, by default
 
 
 def slug(name: str) -> str:
@@ -96,24 +114,72 @@ def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
     return {name: float(v) for name, v in values.items()}
 
 
-def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None) -> str:
-    """Markdown: configuration | ours mean +- std (n seeds) | paper."""
-    paper = paper or {}
-    lines = ["| configuration | ours: test accuracy % (mean ± std) | seeds | paper % |", "|---|---:|---:|---:|"]
+def shipped_paper_values(table: str) -> tuple[PaperValues, str]:
+    """The paper's figures for `table` as shipped with mixreal (train/paper_figures.json), and a label naming
+    the paper's dataset and model."""
+    tree = json.loads(PAPER_FIGURES.read_text())
+    entry = tree["tables"].get(table)
+    if entry is None:
+        return {}, "paper"
+    names = {spec.name for spec in TABLES.get(table, [])}
+    values = {k: float(v) for k, v in entry["rows"].items() if k in names}
+    return values, f"paper: {entry['dataset']}; {entry['model']}"
+
+
+def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
+              details: dict[str, list[dict]] | None = None, paper_label: str = "paper",
+              gaps: dict[str, dict] | None = None) -> str:
+    """Markdown: configuration | ours mean +- std | 95 % interval | seeds | 50/class test | fitted | weakest
+    class | KID | paper. `details`: each run's summary.json, for the interval and the columns after it;
+    `gaps`: the gap meter's report of each synthetic configuration. Below the table, the rank correlation
+    of KID with accuracy over the rows that have both."""
+    from .gap import spearman
+    from .stats import mean_interval
+
+    paper, details, gaps = paper or {}, details or {}, gaps or {}
+    lines = [f"Paper column: {paper_label}.", "",
+             "| configuration | ours: test accuracy % (mean ± std) | 95 % interval | seeds | 50/class test % "
+             "| fitted train images | weakest class % | KID x 100 | paper % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, accs in rows.items():
         a = 100 * np.asarray(accs, dtype=float)
         ours = f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}" if len(a) else "not run"
+        runs = [d for d in details.get(name, []) if d.get("test_at_best_val")]
+        interval = small = fitted = weakest = "n/a"
+        if runs and len(a):
+            n = runs[0]["test_at_best_val"]["n"]
+            lo, hi = mean_interval(list(a / 100), n)
+            interval = f"{100 * lo:.1f}–{100 * hi:.1f} (n={n})"
+            sm = [r["test_at_best_val"]["paper_size"]["accuracy"] for r in runs]
+            small = f"{100 * np.mean(sm):.2f}" if None not in sm else "n/a"
+            fitted = f"{sum(bool(r.get('fits_training_images')) for r in runs)}/{len(runs)} " \
+                     f"({100 * np.mean([r.get('final_train_acc', 0.0) for r in runs]):.0f}% train)"
+            per_class = {}
+            for r in runs:
+                for c, v in r["test_at_best_val"]["per_class"].items():
+                    if v is not None:
+                        per_class.setdefault(c, []).append(v)
+            if per_class:
+                c = min(per_class, key=lambda k: np.mean(per_class[k]))
+                weakest = f"{c} {100 * np.mean(per_class[c]):.1f}"
         theirs = paper.get(name)
-        lines.append(f"| {name} | {ours} | {len(a)} | {'n/a' if theirs is None else f'{theirs:.2f}'} |")
+        kid = f"{100 * gaps[name]['kid']:.2f}" if name in gaps else "n/a"
+        lines.append(f"| {name} | {ours} | {interval} | {len(a)} | {small} | {fitted} | {weakest} | {kid} | "
+                     f"{'n/a' if theirs is None else f'{theirs:.2f}'} |")
+    both = [n for n in rows if n in gaps and len(rows[n])]
+    if len(both) >= 3:
+        rho = spearman([gaps[n]["kid"] for n in both], [np.mean(rows[n]) for n in both])
+        lines += ["", f"Rank correlation (Spearman) of KID with test accuracy over the {len(both)} synthetic rows: "
+                      f"{rho:+.2f} (−1: the lower the gap, the higher the accuracy, in every pair)."]
     return "\n".join(lines) + "\n"
 
 
 def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
               workers: int = 2, epochs: int | None = None, paper: PaperValues | None = None, log=print,
-              progress: bool = True) -> str:
+              progress: bool = True, backgrounds: Path | None = None, paper_label: str | None = None,
+              gap_images: int = GAP_IMAGES) -> str:
     """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
     leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run."""
-    from renderer import RenderConfig, VariationConfig
 
     from .config import images_per_epoch, preset
     from .datasets import RealDataset, RenderStream
@@ -121,12 +187,25 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
 
     train, val, test = (RealDataset.from_split(real_dir, s) for s in ("train", "val", "test"))
     classes = train.class_names
+    if paper is None:
+        paper, shipped_label = shipped_paper_values(table)
+        paper_label = paper_label or shipped_label
+    specs = [spec for spec in TABLES[table] if spec.backgrounds is None or backgrounds is not None]
+    skipped = [spec.name for spec in TABLES[table] if spec not in specs]
+    if skipped:
+        log(f"no real-photo background folder: skipping {', '.join(skipped)}")
     if not (out / table / "samples.png").is_file():
-        _write_samples(out / table / "samples.png", TABLES[table], train, models, seeds[0])
-    results: dict[str, list[float]] = {spec.name: [] for spec in TABLES[table]}
+        _write_samples(out / table / "samples.png", specs, train, models, seeds[0], backgrounds)
+    results: dict[str, list[float]] = {spec.name: [] for spec in specs}
+    details: dict[str, list[dict]] = {spec.name: [] for spec in specs}
+    gaps: dict[str, dict] = {}
+    for spec in specs:  # the meter first: a minute per configuration, readable long before the training ends
+        if spec.ratio == "0:1" and gap_images > 0:
+            gaps[spec.name] = _gap(spec, out / table / slug(spec.name) / "gap.json", real_dir, train, models,
+                                   seeds[0], backgrounds, gap_images, progress, log)
     text = ""
     for seed in seeds:
-        for spec in TABLES[table]:
+        for spec in specs:
             settings = dict(real_only=spec.ratio == "1:0", ratio=spec.ratio, augment=spec.augment, seed=seed,
                             workers=workers)
             cfg = preset("resnet20", scale, epochs=epochs, **settings)
@@ -140,21 +219,55 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
                 log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio} ({images:,} images)")
                 synthetic = None
                 if spec.ratio != "1:0":
-                    synthetic = RenderStream(models, RenderConfig(size=32, seed=seed,
-                                                                  variations=VariationConfig.parse(spec.variations)),
-                                             class_names=classes)
+                    synthetic = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=classes)
                 train_classifier(cfg, train, val, test, synthetic, run, classes, progress=progress,
-                                 log=lambda m: None)
-            results[spec.name].append(json.loads((run / "summary.json").read_text())["test_acc_at_best_val"])
-            text = _write_table(table, data, scale, seeds, results, out, paper)
+                                 log=lambda m: log(m) if m.startswith("warning") else None)
+            summary = json.loads((run / "summary.json").read_text())
+            results[spec.name].append(summary["test_acc_at_best_val"])
+            details[spec.name].append(summary)
+            text = _write_table(table, data, scale, seeds, results, out, paper, details, paper_label or "paper", gaps)
     return text
 
 
-def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: int, n: int = 16) -> None:
-    """The first `n` real training images and the first `n` synthetic images of each variation setting
-    in the table: exactly what the runs of seed `seed` start training on."""
+def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: int, backgrounds: Path | None,
+         n_images: int, progress: bool, log) -> dict:
+    """The gap meter's report for one synthetic configuration (n_images class-balanced images against the
+    real train split), cached in `path`."""
+    from renderer.export import atomic_write_text
+
+    from . import gap as meter
+    from .datasets import RenderStream
+
+    if path.is_file() and json.loads(path.read_text()).get("n_synthetic") == n_images:
+        return json.loads(path.read_text())
+    net = meter.cached_feature_net(real_dir, progress=progress, log=log)
+    stream = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=train.class_names,
+                          length=n_images)
+    images, labels = meter.collect(stream)
+    report, _ = meter.measure(net, train.images, train.labels, images, labels, train.class_names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    log(f"gap | {spec.name}: KID x 100 {100 * report.kid:.2f}, real classifier on it {100 * report.accuracy:.1f}%")
+    return report.to_dict()
+
+
+def _render_config(spec: RunSpec, seed: int, backgrounds: Path | None, size: int = 32):
     from renderer import RenderConfig, VariationConfig
 
+    variations, supersample = VariationConfig.parse(spec.variations), RenderConfig().supersample
+    if spec.step is not None:
+        from .realism import step_config
+
+        variations, supersample = step_config(spec.step, variations)
+    if spec.backgrounds == REAL_BACKGROUNDS:
+        variations = replace(variations, background=replace(variations.background, image_dir=backgrounds))
+    return RenderConfig(size=size, seed=seed, variations=variations, supersample=supersample)
+
+
+def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: int, backgrounds: Path | None,
+                   n: int = 16) -> None:
+    """The first `n` real training images and the first `n` synthetic images of each variation setting
+    in the table: exactly what the runs of seed `seed` start training on."""
     from .datasets import RenderStream
     from .report import samples_sheet
 
@@ -163,24 +276,29 @@ def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: 
     first = {}  # each variation setting once, named by the first row that uses it
     for spec in specs:
         if spec.ratio != "1:0":
-            first.setdefault(spec.variations, spec.name if spec.ratio == "0:1" else f"synthetic ({spec.variations})")
-    for variations, label in first.items():
-        stream = RenderStream(models, RenderConfig(size=32, seed=seed, variations=VariationConfig.parse(variations)),
-                              class_names=train.class_names, length=n)
+            label = spec.name if spec.ratio == "0:1" else f"synthetic ({spec.variations})"
+            if spec.backgrounds and spec.ratio != "0:1":
+                label = f"synthetic ({spec.variations}, {spec.backgrounds})"
+            first.setdefault((spec.variations, spec.backgrounds), (label, spec))
+    for label, spec in first.values():
+        stream = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=train.class_names, length=n)
         rows.append((label, [image.numpy() for image, _ in stream]))
     samples_sheet(path, rows)
 
 
 def _write_table(table: str, data: str, scale: str, seeds: list[int], results: dict[str, list[float]],
-                 out: Path, paper: PaperValues | None) -> str:
+                 out: Path, paper: PaperValues | None, details: dict[str, list[dict]], paper_label: str,
+                 gaps: dict[str, dict]) -> str:
     from renderer.export import atomic_write_text
 
     from .report import plot_table, write_summary
 
-    text = aggregate(results, paper)
+    text = aggregate(results, paper, details, paper_label, gaps)
     (out / table).mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / table / "table.md", f"# {table} on {data}, scale {scale}, seeds {seeds}\n\n{text}")
     write_summary(out / table / "results.json", {"table": table, "data": data, "scale": scale, "seeds": seeds,
-                                                 "test_acc_at_best_val": results, "paper": paper or {}})
+                                                 "test_acc_at_best_val": results, "paper": paper or {},
+                                                 "paper_label": paper_label,
+                                                 "kid": {k: v["kid"] for k, v in gaps.items()}})
     plot_table(out / table / "table.png", results, f"{table} on {data}, scale {scale}", paper)
     return text

@@ -18,13 +18,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .config import TrainConfig
+from .config import TrainConfig, epoch_batches
 from .datasets import RealDataset
 from .mixing import MixedBatches
 from .models import build_model, count_parameters
 from .report import plot_curves, read_metrics, write_metrics, write_summary
 
 MEAN, STD = 0.5, 0.25  # uint8 -> roughly zero-mean unit-variance, the same for real and synthetic
+# a run whose last-epoch training accuracy stays below this has not fitted its own training images: its real
+# test accuracy says more about the budget than about the data (flagged in summary.json and the log)
+FIT_THRESHOLD = 0.7
+PAPER_TEST_PER_CLASS = 50  # the paper's test split: 50 images per class
 
 
 class RunMismatch(ValueError):
@@ -59,14 +63,41 @@ def normalise(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: RealDataset, cfg: TrainConfig, device: torch.device) -> float:
+def predict(model: torch.nn.Module, data: RealDataset, cfg: TrainConfig, device: torch.device) -> torch.Tensor:
+    """Predicted labels (N,) on the CPU."""
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=device)
+    out = []
     for i in range(0, len(data), 512):
         x = normalise(data.images[i:i + 512].to(device), cfg.image_size)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
-            correct += (model(x).argmax(1) == data.labels[i:i + 512].to(device)).sum()
-    return correct.item() / max(1, len(data))
+            out.append(model(x).argmax(1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
+
+
+def evaluate(model: torch.nn.Module, data: RealDataset, cfg: TrainConfig, device: torch.device) -> float:
+    return (predict(model, data, cfg, device) == data.labels).double().mean().item() if len(data) else 0.0
+
+
+def test_breakdown(pred: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict:
+    """Accuracy with its Wilson 95 % interval, per class, and on the paper-sized subset (the first 50
+    test images of each class)."""
+    from .stats import wilson
+
+    correct = pred == labels
+    rank = torch.zeros_like(labels)
+    for c in range(len(class_names)):
+        idx = torch.nonzero(labels == c).flatten()
+        rank[idx] = torch.arange(len(idx))
+    small = rank < PAPER_TEST_PER_CLASS
+    small_acc = float(correct[small].double().mean()) if small.any() else None
+    n, k = len(labels), int(correct.sum())
+    return {
+        "n": n, "accuracy": k / max(n, 1), "interval95": list(wilson(k, n)),
+        "per_class": {name: float(correct[labels == c].double().mean()) if (labels == c).any() else None
+                      for c, name in enumerate(class_names)},
+        "paper_size": {"n": int(small.sum()), "accuracy": small_acc,
+                       "interval95": list(wilson(int(correct[small].sum()), int(small.sum())))},
+    }
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -129,9 +160,10 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] < start_epoch]
 
     runner = torch.compile(model) if cfg.compile else model
+    n_batches = (epoch_batches(cfg, len(train)) if train is not None
+                 else max(1, len(val) * 10 // cfg.batch_size))
     batches = MixedBatches(train, synthetic, cfg.ratio, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
-                           start_epoch=start_epoch,
-                           epoch_batches=None if train is not None else max(1, len(val) * 10 // cfg.batch_size))
+                           start_epoch=start_epoch, epoch_batches=n_batches)
     writer = _tensorboard(out / "tensorboard")
     amp = cfg.amp and device.type == "cuda"
     title = f"{cfg.model}, ratio {cfg.ratio}, augment {'on' if cfg.augment else 'off'}, seed {cfg.seed}"
@@ -166,7 +198,9 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
             lr = opt.param_groups[0]["lr"]
             sched.step()
             seconds = time.perf_counter() - t0
-            val_acc, test_acc = evaluate(model, val, cfg, device), evaluate(model, test, cfg, device)
+            val_acc = evaluate(model, val, cfg, device)
+            test_pred = predict(model, test, cfg, device)
+            test_acc = (test_pred == test.labels).double().mean().item() if len(test) else 0.0
             row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1),
                    "train_acc": correct.item() / max(seen, 1), "val_acc": val_acc, "test_acc": test_acc,
                    "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
@@ -176,7 +210,8 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                     writer.add_scalar(k, row[k], epoch + 1)
                 writer.flush()
             if val_acc > best["val_acc"]:
-                best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+                best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch,
+                        "test": test_breakdown(test_pred, test.labels, list(class_names))}
                 save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
                                             "class_names": list(class_names)})
             save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -191,8 +226,16 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         batches.close()
     if writer is not None:
         writer.close()
+    final_train = rows[-1]["train_acc"] if rows else 0.0
+    fits = final_train >= FIT_THRESHOLD
+    if not fits:
+        log(f"warning: {out}: last-epoch training accuracy {100 * final_train:.1f}% < {100 * FIT_THRESHOLD:.0f}%: "
+            "the model has not fitted its training images; train longer before reading its test accuracy")
     summary = {
         "test_acc_at_best_val": best["test_acc"],
+        "test_at_best_val": best.get("test"),
+        "final_train_acc": final_train,
+        "fits_training_images": fits,
         "best_val_acc": best["val_acc"],
         "best_epoch": best["epoch"] + 1,
         "final_test_acc": rows[-1]["test_acc"] if rows else None,

@@ -54,9 +54,16 @@ class ResNet20(nn.Module):
         self.fc = nn.Linear(64, num_classes)
         glorot_(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (N, 64): what the domain-gap meter measures in."""
         x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(x))
 
 
 class AlexNet(nn.Module):
@@ -81,8 +88,15 @@ class AlexNet(nn.Module):
         )
         glorot_(self)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (N, 4096)."""
+        return self.classifier[:-1](torch.flatten(self.features(x), 1))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier[-1](features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
+        return self.classify(self.embed(x))
 
 
 def build_model(name: str, num_classes: int, image_size: int = 32) -> nn.Module:
