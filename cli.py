@@ -33,7 +33,7 @@ def _load_library(models: Path | None, classes: str | None):
         _fail(str(exc))
 
 
-def _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod):
+def _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample=2):
     from renderer import RenderConfig, VariationConfig
 
     try:
@@ -41,7 +41,7 @@ def _render_config(size, variations, seed, batch_size, msaa, device, textures, b
         var = replace(var, texture=replace(var.texture, image_dir=textures),
                       background=replace(var.background, image_dir=backgrounds))
         return RenderConfig(size=size, batch_size=batch_size, msaa=msaa, seed=seed, variations=var,
-                            device=device, lod=lod)
+                            device=device, lod=lod, supersample=supersample)
     except ValueError as exc:
         _fail(str(exc))
 
@@ -68,8 +68,10 @@ def render_options(f):
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 256),
                      help="Images per draw and per read-back."),
+        click.option("--supersample", default=2, show_default=True, type=click.IntRange(1, 4),
+                     help="Anti-aliasing: each image drawn at N x size and box-filtered down (1: off, hard edges)."),
         click.option("--msaa", default=0, show_default=True, type=click.Choice(["0", "2", "4", "8"]),
-                     callback=lambda c, p, v: int(v), help="Multisample anti-aliasing samples."),
+                     callback=lambda c, p, v: int(v), help="Multisample anti-aliasing samples, on top."),
         click.option("--device", default=None, type=int, help="EGL device (GPU index) to render on."),
         click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
                      help="Folder of images for the texture variation (default: embedded procedural ones)."),
@@ -101,7 +103,7 @@ def main() -> None:
 @click.option("--shard", default="0/1", show_default=True, callback=lambda c, p, v: _parse_shard(v),
               help="K/N: render only shard K (0-based) of N, e.g. one per machine into a shared OUT; "
                    "then run once without --shard to merge the manifests.")
-def render(models, classes, variations, size, seed, batch_size, msaa, device, textures, backgrounds, lod,
+def render(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds, lod,
            per_model, per_class, out, quiet, workers, shard):
     """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl.
 
@@ -117,7 +119,7 @@ def render(models, classes, variations, size, seed, batch_size, msaa, device, te
     if per_model is None and per_class is None:
         per_model = 10
     root, library = _load_library(models, classes)
-    config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod)
+    config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample)
     try:
         if workers > 1:
             summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet,
@@ -140,16 +142,16 @@ def render(models, classes, variations, size, seed, batch_size, msaa, device, te
 @render_options
 @click.option("--per-row", default=8, show_default=True, type=click.IntRange(1, 64), help="Images per row.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
-def preview(models, classes, variations, size, seed, batch_size, msaa, device, textures, backgrounds, lod,
-            per_row, out):
+def preview(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds,
+            lod, per_row, out):
     """Contact sheet: one row per variation switched on alone, plus one with all on."""
     from renderer import PlatformError
     from renderer.export import atomic_write_bytes
     from renderer.preview import contact_sheet
 
     _, library = _load_library(models, classes)
-    config = _render_config(size, variations, seed, batch_size, msaa, device, textures,
-                            backgrounds, lod)
+    config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod,
+                            supersample)
     try:
         sheet = contact_sheet(library, config, per_row=per_row)
     except PlatformError as exc:
@@ -393,8 +395,7 @@ def gap(real_dir, synthetic, stream, variations, size, seed, backgrounds, textur
         if synthetic is not None:
             src = RenderedDataset(synthetic, class_names=classes)
         else:
-            cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True)
-            cfg = replace(cfg, supersample=supersample)
+            cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample)
             src = RenderStream(stream, cfg, class_names=classes, length=count)
         if getattr(src, "missing_classes", None):
             click.echo(f"warning: no synthetic images for {', '.join(src.missing_classes)}", err=True)

@@ -8,7 +8,8 @@ Measures, on this machine, in one run:
   3. training at real:synthetic 1:7 with synthetic images read from a pre-rendered disk set;
   4. the same with synthetic images rendered on the fly by RenderStream (2 workers).
 Real images: CIFAR-DA c10-da4 built from $MIXREAL_DATA/cifar; models: $MIXREAL_DATA/meshes (classes
-airplane, car, horse, truck). Target: (4) within 10 % of (3). Exits 1 when missed.
+airplane, car, horse, truck). Targets: (4) within 10 % of (3), and (1) at least 5 x (2) with the renderer's
+default settings (anti-aliasing included), so that rendering never holds training up. Exits 1 when missed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 CLASSES = ["airplane", "car", "horse", "truck"]
 TARGET = 0.90
+STREAM_TARGET = 5.0  # stream alone / training step alone
 
 
 def data_root() -> Path:
@@ -96,7 +98,7 @@ def main() -> int:
         print(f"{meshes}: shared meshes not found (set MIXREAL_DATA)", file=sys.stderr)
         return 2
     real = real_set()
-    cfg = RenderConfig(size=32, batch_size=128, variations=VariationConfig.parse("all"))
+    cfg = RenderConfig(size=32, batch_size=128, variations=VariationConfig.parse("all"))  # default supersampling
     filtered = Path(tempfile.mkdtemp(prefix="mixreal-bench-models-"))
     for c in CLASSES:  # the four c10-da4 classes only, so every render is a usable training image
         (filtered / c).symlink_to((meshes / c).resolve())
@@ -133,13 +135,15 @@ def main() -> int:
     ratio = results["train 1:7, RenderStream"] / results["train 1:7, disk set"]
     print(f"\nRenderStream vs training ({datetime.date.today().isoformat()}; {platform.node()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.workers} workers, 32 px, all variations, batch 128, ResNet-20)\n")
+          f"{args.workers} workers, 32 px, all variations, supersample {cfg.supersample}, batch 128, ResNet-20)\n")
     print("| measurement | images/s |")
     print("|---|---:|")
     for k, v in results.items():
         print(f"| {k} | {v:,.0f} |")
+    headroom = results["stream alone"] / results["train step alone"]
     print(f"\non-the-fly / disk training speed: {ratio:.2f} (target >= {TARGET:.2f})")
-    return 0 if ratio >= TARGET else 1
+    print(f"stream alone / training step alone: {headroom:.1f}x (target >= {STREAM_TARGET:.0f}x)")
+    return 0 if ratio >= TARGET and headroom >= STREAM_TARGET else 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
 from .platform import create_context
 from .pool import GeometryPool
 from .sampling import MAX_OCCLUDERS, ImageCounts, ParamTable, draw_params
+from .sensor import apply_sensor
 from .variations import VariationConfig
 
 CLIP_DISTANCE0 = 0x3000
@@ -267,10 +268,10 @@ class Renderer:
         if params is None:
             params = self.params(specs)
         for batch in self._batches(specs):
+            table = params.take(np.asarray(batch))
             img, msk = self._render_batch([specs[j].model for j in batch],
-                                          np.array([self.cell_of(specs[j]) for j in batch]),
-                                          params.take(np.asarray(batch)), masks)
-            images[batch] = img
+                                          np.array([self.cell_of(specs[j]) for j in batch]), table, masks)
+            images[batch] = apply_sensor(img, table)
             if masks:
                 mask_out[batch] = msk
         return (images, mask_out) if masks else images

@@ -92,6 +92,7 @@ def settings_of(c, models_root: Path) -> dict:
         "size": c.size,
         "seed": c.seed,
         "msaa": c.msaa,
+        "supersample": c.supersample,
         "variations": c.variations.describe(),
     }
 

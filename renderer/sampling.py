@@ -75,7 +75,8 @@ class ParamTable(dict):
                                  "occ_angle", "occ_color", "aug_crop", "aug_contrast", "aug_illum")}
         c.update({k: col(k, 3) for k in ("cam_azimuth", "cam_elevation", "cam_roll", "cam_fov", "aug_shear")})
         shin, temps = col("shininess", 2), col("light_temp", 0)
-        ints = {k: self[k].tolist() for k in ("tex_image", "bg_image", "n_lights", "n_occluders")}
+        ints = {k: self[k].tolist() for k in ("tex_image", "bg_image", "n_lights", "n_occluders", "sensor_jpeg")}
+        sensor = {k: col(k) for k in ("sensor_wb", "sensor_blur", "sensor_noise")}
         patterned, mirror = self["occ_pattern"].tolist(), self["aug_mirror"].tolist()
         out = []
         for i in range(len(self)):
@@ -99,6 +100,8 @@ class ParamTable(dict):
                                "color": c["occ_color"][i][j], "patterned": patterned[i][j]} for j in range(n_o)],
                 "augment2d": {"mirror": mirror[i], "crop": c["aug_crop"][i], "shear": c["aug_shear"][i],
                               "contrast": c["aug_contrast"][i], "illumination": c["aug_illum"][i]},
+                "sensor": {"white_balance": sensor["sensor_wb"][i], "blur": sensor["sensor_blur"][i],
+                           "noise": sensor["sensor_noise"][i], "jpeg_quality": ints["sensor_jpeg"][i]},
             })
         return out
 
@@ -137,6 +140,7 @@ def draw_params(
     _camera(t, config, u("camera", 8), b, labels)
     _occluders(t, config, u("occlusion", 2 + 10 * MAX_OCCLUDERS), b)
     _augment(t, config, u("augment2d", 8), b)
+    _sensor(t, config, u("sensor", 8), b)
     return t
 
 
@@ -309,3 +313,20 @@ def _augment(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> N
         t["aug_shear"][:] = 0.0
         t["aug_contrast"][:] = 1.0
         t["aug_illum"][:] = 1.0
+
+
+def _sensor(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> None:
+    c = config.sensor
+    t["sensor_wb"] = 1.0 + c.white_balance * (2.0 * u[:, 0:3] - 1.0)
+    t["sensor_blur"] = _lerp(u[:, 3], c.blur)
+    t["sensor_noise"] = _lerp(u[:, 4], c.noise)
+    lo, hi = c.jpeg_quality
+    t["sensor_jpeg"] = np.where(u[:, 5] < c.jpeg_probability, lo + (u[:, 6] * (hi - lo + 1)).astype(int), 0)
+    t["sensor_jpeg"] = np.minimum(t["sensor_jpeg"], hi)
+    # the seed of the image's own noise field: from the hash, so the same sample always gets the same grain
+    t["sensor_seed"] = (u[:, 7] * 2.0**53).astype(np.int64)
+    if not c.enabled:
+        t["sensor_wb"][:] = 1.0
+        t["sensor_blur"][:] = 0.0
+        t["sensor_noise"][:] = 0.0
+        t["sensor_jpeg"][:] = 0

@@ -12,7 +12,8 @@ from pathlib import Path
 
 Range = tuple[float, float]
 
-VARIATION_NAMES = ("texture", "lighting", "background", "camera", "occlusion", "augment2d")
+# new variations go at the end: a variation's position seeds its random stream (sampling.uniforms)
+VARIATION_NAMES = ("texture", "lighting", "background", "camera", "occlusion", "augment2d", "sensor")
 
 
 # Colours real objects mostly come in (sRGB): the car-park palette of paints (white, black, silver and grey
@@ -126,6 +127,19 @@ class Augment2D:
 
 
 @dataclass(frozen=True)
+class SensorVariation:
+    """What a camera does to the image after the lens: white balance, softness, noise, JPEG (applied to the
+    final, anti-aliased image)."""
+
+    enabled: bool = True
+    white_balance: float = 0.06  # largest per-channel gain deviation from 1
+    blur: Range = (0.0, 0.6)  # Gaussian sigma, output px: defocus and lens softness
+    noise: Range = (0.0, 0.02)  # Gaussian sensor noise, fraction of full scale
+    jpeg_probability: float = 0.6
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+
+@dataclass(frozen=True)
 class Canonical:
     """The values a switched-off variation takes."""
 
@@ -150,6 +164,7 @@ class VariationConfig:
     camera: CameraVariation = field(default_factory=CameraVariation)
     occlusion: OcclusionVariation = field(default_factory=OcclusionVariation)
     augment2d: Augment2D = field(default_factory=Augment2D)
+    sensor: SensorVariation = field(default_factory=SensorVariation)
     canonical: Canonical = field(default_factory=Canonical)
 
     @classmethod
@@ -182,7 +197,8 @@ def parse_names(spec: str) -> tuple[str, ...]:
         return ()
     names = tuple(s.strip() for s in spec.split(",") if s.strip())
     aliases = {"light": "lighting", "bg": "background", "view": "camera", "occluders": "occlusion",
-               "augment": "augment2d", "2d": "augment2d", "aug": "augment2d"}
+               "augment": "augment2d", "2d": "augment2d", "aug": "augment2d", "camera_effects": "sensor",
+               "noise": "sensor", "jpeg": "sensor"}
     names = tuple(aliases.get(n, n) for n in names)
     bad = [n for n in names if n not in VARIATION_NAMES]
     if bad:

@@ -113,8 +113,10 @@ def test_preview_has_a_row_per_variation(default_models, tmp_path):
     result = _run("preview", "--models", str(default_models), "--size", "48", "--per-row", "5", "--out", str(out))
     assert result.exit_code == 0, result.output
     im = Image.open(out)
-    # label column + 5 images; 8 rows (none, six variations, all) under a header
-    assert im.size == (110 + 5 * 50, 8 * 50 + 18)
+    # label column + 5 images; a row for none, one per variation, and one for all, under a header
+    from renderer import VARIATION_NAMES
+
+    assert im.size == (110 + 5 * 50, (len(VARIATION_NAMES) + 2) * 50 + 18)
 
 
 @pytest.mark.parametrize("cmd", ["render", "preview"])

@@ -139,3 +139,19 @@ def _only(folder, name):
     sub.mkdir()
     (sub / name).write_bytes((folder / name).read_bytes())
     return sub
+
+
+def test_camera_effects_are_deterministic_and_only_touch_pixels(default_library, gl):
+    """Sensor effects (white balance, blur, noise, JPEG) change the image, never the mask, and the same
+    sample gives the same grain and the same JPEG blocks in any batch."""
+    on = Renderer(default_library, RenderConfig(size=32, variations=VariationConfig.parse("sensor")), ctx=gl)
+    off = Renderer(default_library, RenderConfig(size=32, variations=VariationConfig.parse("none")), ctx=gl)
+    specs = [on.spec_at(i) for i in range(40)]
+    a, ma = on.render(specs, masks=True)
+    b, mb = off.render(specs, masks=True)
+    np.testing.assert_array_equal(ma, mb)
+    params = on.params(specs)
+    assert (params["sensor_jpeg"] > 0).any() and (params["sensor_jpeg"] == 0).any()
+    assert (np.abs(a.astype(int) - b.astype(int)).max(axis=(1, 2, 3)) > 0).all()
+    again = on.render(specs[::-1])[::-1]
+    np.testing.assert_array_equal(a, again)

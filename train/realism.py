@@ -2,10 +2,10 @@
 
 Step 0 is the renderer as it was before them (session 3's defaults: aliased edges, bounding-sphere framing,
 views from up to 60 degrees above, garish patterns on 30 % of objects, coloured-noise backgrounds, large
-occluders on half the images). Each later step adds one change on top of the one before, and the last is
-today's default. `mixreal experiment realism` trains synthetic-only on every step and measures each with the
-gap meter, so that every change is kept only where it helps, and the meter's ranking can be checked against
-the accuracy it is meant to predict.
+occluders on half the images, no camera effects). Each later step adds one change on top of the one before,
+and the last is today's default. `mixreal experiment realism` trains synthetic-only on every step and
+measures each with the gap meter, so that every change is kept only where it helps, and the meter's ranking
+can be checked against the accuracy it is meant to predict.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def before(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
         occlusion=replace(v.occlusion, probability=0.5, count=(1, 3), size=(0.1, 0.3), log_aspect=(-1.2, 1.2),
                           colour_noise=0.5, saturation=1.0),
         augment2d=replace(v.augment2d, contrast=(0.6, 1.4), illumination=(0.6, 1.4), shear=(-12.0, 12.0)),
+        # did not exist: every effect at zero (the switch stays as given, so the step can turn them up)
+        sensor=replace(v.sensor, white_balance=0.0, blur=(0.0, 0.0), noise=(0.0, 0.0), jpeg_probability=0.0),
     ), 1
 
 
@@ -63,7 +65,8 @@ STEPS: list[tuple[str, Step]] = [
     ("+ daylight lighting", _take("lighting")),
     ("+ scene backgrounds, muted colours", _take("background")),
     ("+ small, pole-like occluders", _take("occlusion")),
-    ("+ milder 2D augmentation (= default)", _take("augment2d")),
+    ("+ milder 2D augmentation", _take("augment2d")),
+    ("+ camera effects (white balance, blur, noise, JPEG) (= default)", _take("sensor")),
 ]
 
 
