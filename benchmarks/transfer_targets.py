@@ -1,0 +1,94 @@
+"""Do synthetic images transfer to real photos? The transfer issue's accuracy targets, read from experiment runs.
+
+    mixreal experiment table1 --data c10-da4 --scale quick --seeds 0,1,2 --out OUT
+    mixreal experiment table2 --data c10-da4 --scale quick --seeds 0,1,2 --out OUT
+    python3 benchmarks/transfer_targets.py OUT
+
+Targets (on the large real test split, 1,000 images per class, with `--counts 500,50,1000`, the default):
+  1. synthetic-only ResNet-20 with the default variations (table1 "all variations (default)"), mean of the
+     seeds, >= 65 %;
+  2. no class below 40 % in that row (per-class accuracy, mean over seeds);
+  3. real + synthetic at the best ratio (table2) ahead of real only trained 4x as long by >= 3 points, with
+     their 95 % intervals (test sampling, Wilson) not overlapping.
+Prints every figure; exits 1 when a target is missed, 2 when the runs are not there yet.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SYNTHETIC_TARGET, CLASS_FLOOR, MIXED_MARGIN = 0.65, 0.40, 0.03
+MIXED_ROWS = ("real + synthetic 1:1", "real + synthetic 1:7", "real + synthetic 1:15")
+BASELINE = "real only, 4x epochs"
+
+
+def runs(out: Path, table: str, row: str) -> list[dict]:
+    from train.experiments import slug
+
+    return [json.loads(p.read_text()) for p in sorted((out / table / slug(row)).glob("seed-*/summary.json"))]
+
+
+def mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs)
+
+
+def main() -> int:
+    from train.stats import mean_interval
+
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    out = Path(sys.argv[1])
+    ok, missing = True, False
+
+    syn = runs(out, "table1", "all variations (default)")
+    if not syn:
+        print("1-2. no finished table1 'all variations (default)' run")
+        missing = True
+    else:
+        accs = [r["test_acc_at_best_val"] for r in syn]
+        n = syn[0]["test_at_best_val"]["n"]
+        lo, hi = mean_interval(accs, n)
+        hit = mean(accs) >= SYNTHETIC_TARGET
+        ok &= hit
+        print(f"1. synthetic only, default variations: {100 * mean(accs):.2f}% (seeds {len(accs)}, "
+              f"95% {100 * lo:.1f}-{100 * hi:.1f}, n={n}; fitted {sum(r['fits_training_images'] for r in syn)}/"
+              f"{len(syn)}) target >= {100 * SYNTHETIC_TARGET:.0f}%: {'met' if hit else 'MISSED'}")
+        classes = syn[0]["test_at_best_val"]["per_class"]
+        per_class = {c: mean(r["test_at_best_val"]["per_class"][c] for r in syn) for c in classes}
+        floor = min(per_class.values())
+        ok &= floor >= CLASS_FLOOR
+        print("2. per class: " + ", ".join(f"{c} {100 * v:.1f}%" for c, v in per_class.items())
+              + f"; lowest >= {100 * CLASS_FLOOR:.0f}%: {'met' if floor >= CLASS_FLOOR else 'MISSED'}")
+
+    base = runs(out, "table2", BASELINE)
+    mixed = {row: runs(out, "table2", row) for row in MIXED_ROWS}
+    mixed = {k: v for k, v in mixed.items() if v}
+    if not base or not mixed:
+        print("3. table2 runs missing (real only 4x epochs and at least one mixed ratio)")
+        missing = True
+    else:
+        best = max(mixed, key=lambda k: mean(r["test_acc_at_best_val"] for r in mixed[k]))
+        m = [r["test_acc_at_best_val"] for r in mixed[best]]
+        b = [r["test_acc_at_best_val"] for r in base]
+        n = base[0]["test_at_best_val"]["n"]
+        (mlo, mhi), (blo, bhi) = mean_interval(m, n), mean_interval(b, n)
+        margin = mean(m) - mean(b)
+        hit = margin >= MIXED_MARGIN and mlo > bhi
+        ok &= hit
+        print(f"3. {best}: {100 * mean(m):.2f}% (95% {100 * mlo:.1f}-{100 * mhi:.1f}) vs {BASELINE}: "
+              f"{100 * mean(b):.2f}% (95% {100 * blo:.1f}-{100 * bhi:.1f}), n={n}: {100 * margin:+.2f} points; "
+              f"target >= +{100 * MIXED_MARGIN:.0f} with intervals apart: {'met' if hit else 'MISSED'}")
+    if missing:
+        return 2
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
