@@ -279,7 +279,9 @@ def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: 
             label = spec.name if spec.ratio == "0:1" else f"synthetic ({spec.variations})"
             if spec.backgrounds and spec.ratio != "0:1":
                 label = f"synthetic ({spec.variations}, {spec.backgrounds})"
-            first.setdefault((spec.variations, spec.backgrounds), (label, spec))
+            if spec.step is not None:
+                label = spec.name
+            first.setdefault((spec.variations, spec.backgrounds, spec.step), (label, spec))
     for label, spec in first.values():
         stream = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=train.class_names, length=n)
         rows.append((label, [image.numpy() for image, _ in stream]))
