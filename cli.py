@@ -255,13 +255,19 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4 px padding) + horizontal flip.")
 @click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")
+@click.option("--backgrounds", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of photos for background crops (--stream), e.g. photos of scenes without your classes.")
+@click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of images for the texture variation (--stream).")
+@click.option("--supersample", default=2, show_default=True, type=click.IntRange(1, 4),
+              help="Anti-aliasing for --stream (see mixreal render).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="DataLoader workers (synthetic source).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr, batch_size, augment, variations,
-                   seed, workers, device, out, quiet):
+                   backgrounds, textures, supersample, seed, workers, device, out, quiet):
     """Train a classifier on real + synthetic minibatches; evaluate on real images every epoch.
 
     Writes RUN/metrics.csv, RUN/accuracy.png, TensorBoard events, RUN/best.pt (best validation), RUN/last.pt
@@ -286,7 +292,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     try:
         train, val, test = (_real_split(real_dir, s) for s in ("train", "val", "test"))
         classes = train.class_names
-        syn = _synthetic_source(synthetic, stream, classes, variations, seed, model) if needs_synthetic else None
+        render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample)
+        syn = _synthetic_source(synthetic, stream, classes, seed, model, **render) if needs_synthetic else None
         results = {}
         for r in ratios:
             cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr,
@@ -319,12 +326,12 @@ def _real_split(folder: Path, split: str):
     return RealDataset.from_split(folder, split)
 
 
-def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], variations: str, seed: int,
-                      model: str):
+def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], seed: int, model: str,
+                      variations: str = "all", backgrounds: Path | None = None, textures: Path | None = None,
+                      supersample: int = 2):
     """The synthetic set, labelled with the real set's classes; warns about classes it lacks."""
     import numpy as np
 
-    from renderer import RenderConfig, VariationConfig
     from train.datasets import RenderedDataset, RenderStream
 
     if synthetic is not None:
@@ -338,7 +345,7 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
                        "`mixreal render --per-class N` renders a balanced set", err=True)
     else:
         size = 32 if model == "resnet20" else 224
-        cfg = RenderConfig(size=size, seed=seed, variations=VariationConfig.parse(variations))
+        cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample)
         try:
             src = RenderStream(stream, cfg, class_names=classes)
         except ValueError as exc:

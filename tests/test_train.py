@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -168,3 +169,32 @@ def test_ratio_auto_picks_by_validation(tiny_real, rendered32, tmp_path):
     best = max(summary["by_ratio"], key=lambda k: summary["by_ratio"][k]["best_val_acc"])
     assert summary["chosen_ratio"] == best and f"chose {best}" in r.output
     assert all((out / f"ratio-{k.replace(':', '-')}" / "metrics.csv").is_file() for k in summary["by_ratio"])
+
+
+def test_synthetic_only_stream_takes_render_options_and_the_mixed_budget(default_models, tmp_path):
+    """--stream with --backgrounds: a synthetic-only epoch has as many batches as a 1:15 one (8 real images
+    -> 2 real per batch of 32 -> 4 batches, where the real set's own length would give 1), and the run reports
+    whether it fitted."""
+    from PIL import Image
+
+    real = _real_folder(tmp_path / "real", ["car", "truck"])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.new("RGB", (16, 16), (80 * i, 200, 40)).save(photos / f"{i}.png")
+    out = tmp_path / "syn-only"
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(real), "--stream", str(default_models),
+                                  "--backgrounds", str(photos), "--ratio", "0:1", "--batch-size", "32",
+                                  "--epochs", "1", "--workers", "0", "--quiet", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = (out / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == 2
+    assert summary["config"]["synthetic_budget"] == "1:15"
+    assert isinstance(summary["fits_training_images"], bool) and 0 <= summary["final_train_acc"] <= 1
+    assert summary["test_at_best_val"]["n"] == 8 and set(summary["test_at_best_val"]["per_class"]) == {"car", "truck"}
+    from train.config import epoch_batches, preset
+
+    cfg = preset("resnet20", "quick", ratio="0:1", batch_size=32)
+    assert epoch_batches(cfg, 8) == 4 and epoch_batches(replace(cfg, ratio="1:0"), 8) == 1
+    assert float(metrics[1].split(",")[-1]) > 0  # images/s of an epoch that ran
