@@ -1,0 +1,42 @@
+"""The MrGAN networks match the paper's appendix (layer list, shapes, parameter count, init)."""
+
+from __future__ import annotations
+
+import torch
+
+from train.gan_networks import GanNetworks, build_discriminator, build_generator, layer_list
+
+
+def test_generator_is_the_appendix_network():
+    g = build_generator(GanNetworks())
+    assert layer_list(g) == ["c7s1-32", "d64", "d128"] + ["R128"] * 9 + ["u64", "u32", "c7s1-3"]
+    n = sum(p.numel() for p in g.parameters())
+    assert 2.80e6 < n < 2.90e6  # about 2.85 M with 9 residual blocks
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = g(x)
+    assert y.shape == x.shape and y.abs().max() <= 1.0  # tanh: images in [-1, 1]
+    assert layer_list(build_generator(GanNetworks(residual_blocks=3))).count("R128") == 3
+
+
+def test_discriminator_widths_follow_the_image_size():
+    cfg = GanNetworks()
+    small, large = build_discriminator(cfg, 32), build_discriminator(cfg, 256)
+    assert layer_list(small) == ["C64", "C128", "out1"]
+    assert layer_list(large) == ["C64", "C128", "C256", "C512", "out1"]
+    assert small(torch.zeros(2, 3, 32, 32)).shape == (2, 1, 7, 7)  # a score per overlapping patch
+    assert layer_list(build_discriminator(GanNetworks(discriminator=(32, 64, 128)), 32)) == ["C32", "C64", "C128",
+                                                                                            "out1"]
+
+
+def test_init_as_the_appendix_says():
+    torch.manual_seed(0)
+    g = build_generator(GanNetworks(residual_blocks=2))
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    w = torch.cat([c.weight.flatten() for c in convs])
+    assert abs(w.mean()) < 2e-3 and abs(w.std() - 0.02) < 2e-3
+    assert all(c.bias.abs().max() == 0 for c in convs)
+    scales = torch.cat([n.weight for n in norms])
+    assert abs(scales.mean()) < 0.01 and all(n.bias.abs().max() == 0 for n in norms)
+    ref = build_generator(GanNetworks(residual_blocks=2, norm_scale_mean=1.0))
+    assert abs(torch.cat([n.weight for n in ref.modules() if isinstance(n, torch.nn.InstanceNorm2d)]).mean() - 1) < 0.01
