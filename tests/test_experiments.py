@@ -55,13 +55,15 @@ def test_aggregate_interval_fit_and_weakest_class():
                                      "per_class": {"car": car, "horse": 0.9}},
                 "final_train_acc": train, "fits_training_images": train >= 0.7}
     details = {"synthetic": [run(0.60, 0.55, 0.9, 0.3), run(0.62, 0.60, 0.6, 0.5)]}
-    gaps = {"synthetic": {"kid": 0.0123}, "other": {"kid": 0.02}, "third": {"kid": 0.05}}
+    gaps = {"synthetic": {"kid": 0.0123, "accuracy": 0.5}, "other": {"kid": 0.02, "accuracy": 0.4},
+            "third": {"kid": 0.05, "accuracy": 0.45}}
     text = aggregate({"synthetic": [0.60, 0.62], "other": [0.5], "third": [0.3]}, {}, details, gaps=gaps)
     line = text.splitlines()[4]
     # Wilson 95 % at 61 % of 4,000 images is about +-1.5 points
     assert line == ("| synthetic | 61.00 ± 1.41 | 59.5–62.5 (n=4000) | 2 | 57.50 | 1/2 (75% train) | car 40.0 | 1.23 "
                     "| n/a |")
-    assert "Spearman) of KID with test accuracy over the 3 synthetic rows: -1.00" in text
+    assert "Spearman) with test accuracy over the 3 synthetic rows: KID -1.00" in text
+    assert "on the synthetic images +0.50" in text
 
 
 def test_wilson_interval():
