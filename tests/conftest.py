@@ -65,6 +65,21 @@ def default_models(_private_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sphere_library(tmp_path_factory):
+    """One red icosphere: a model whose silhouette is known from any view."""
+    import trimesh
+
+    from renderer import ModelLibrary
+
+    root = tmp_path_factory.mktemp("sphere")
+    (root / "ball").mkdir()
+    s = trimesh.creation.icosphere(subdivisions=3)
+    s.visual = trimesh.visual.ColorVisuals(s, face_colors=[200, 60, 60, 255])
+    s.export(root / "ball" / "ball.glb")
+    return ModelLibrary.load(root, on_skip=lambda m: None)
+
+
+@pytest.fixture(scope="session")
 def default_library(default_models):
     from renderer import ModelLibrary
 

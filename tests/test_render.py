@@ -8,23 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import trimesh
 
-from renderer import ModelLibrary, RenderConfig, Renderer, SampleSpec, VariationConfig
+from renderer import RenderConfig, Renderer, SampleSpec, VariationConfig
 from renderer.sampling import draw_params
 from tests.conftest import REPO
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def sphere_library(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sphere")
-    (root / "ball").mkdir()
-    s = trimesh.creation.icosphere(subdivisions=3)
-    s.visual = trimesh.visual.ColorVisuals(s, face_colors=[200, 60, 60, 255])
-    s.export(root / "ball" / "ball.glb")
-    return ModelLibrary.load(root, on_skip=lambda m: None)
 
 
 def _renderer(library, gl, variations="none", **kw) -> Renderer:
