@@ -85,6 +85,17 @@ def render_options(f):
     return f
 
 
+def data_options(real_help: str):
+    """--real, --synthetic and --stream: the real set, and a synthetic folder or a models folder to render from."""
+    def wrap(f):
+        folder = click.Path(exists=True, file_okay=False, path_type=Path)
+        f = click.option("--stream", type=folder, default=None,
+                         help="A models folder to render from on the fly (with the render options).")(f)
+        f = click.option("--synthetic", type=folder, default=None, help="A `mixreal render` output folder.")(f)
+        return click.option("--real", "real_dir", required=True, type=folder, help=real_help)(f)
+    return wrap
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mixreal")
 def main() -> None:
@@ -237,12 +248,7 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 
 
 @train_group.command("classify")
-@click.option("--real", "real_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="CIFAR-DA folder (train/val/test .npz from `mixreal data cifar-da`).")
-@click.option("--synthetic", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A `mixreal render` output folder.")
-@click.option("--stream", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A models folder to render from on the fly.")
+@data_options("CIFAR-DA folder (train/val/test .npz from `mixreal data cifar-da`).")
 @click.option("--ratio", default="1:7", show_default=True,
               help="real:synthetic per minibatch (1:0 real only, 0:1 synthetic only), or auto (picks among "
                    "1:1, 1:3, 1:7, 1:15 by validation accuracy).")
@@ -357,12 +363,7 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 
 
 @main.command("gap")
-@click.option("--real", "real_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="CIFAR-DA folder (from `mixreal data cifar-da`): the real photos to compare against.")
-@click.option("--synthetic", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A `mixreal render` output folder.")
-@click.option("--stream", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A models folder to render from on the fly (with the render options below).")
+@data_options("CIFAR-DA folder (from `mixreal data cifar-da`): the real photos to compare against.")
 @click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")
 @click.option("--size", default=32, show_default=True, type=click.IntRange(16, 1024),
               help="Image side for --stream, px (the feature network's input size).")
