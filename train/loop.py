@@ -22,7 +22,7 @@ from .config import TrainConfig, epoch_batches
 from .datasets import RealDataset
 from .mixing import MixedBatches
 from .models import build_model, count_parameters
-from .report import plot_curves, read_metrics, write_metrics, write_summary
+from .report import plot_curves, read_metrics, tensorboard_writer, write_metrics, write_summary
 
 MEAN, STD = 0.5, 0.25  # uint8 -> roughly zero-mean unit-variance, the same for real and synthetic
 # a run whose last-epoch training accuracy stays below this has not fitted its own training images: its real
@@ -164,7 +164,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                  else max(1, len(val) * 10 // cfg.batch_size))
     batches = MixedBatches(train, synthetic, cfg.ratio, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
                            start_epoch=start_epoch, epoch_batches=n_batches)
-    writer = _tensorboard(out / "tensorboard")
+    writer = tensorboard_writer(out / "tensorboard")
     amp = cfg.amp and device.type == "cuda"
     title = f"{cfg.model}, ratio {cfg.ratio}, augment {'on' if cfg.augment else 'off'}, seed {cfg.seed}"
     try:
@@ -248,11 +248,3 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     }
     write_summary(out / "summary.json", summary)
     return summary
-
-
-def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional at run time
-        return None
-    return SummaryWriter(str(path))

@@ -12,20 +12,38 @@ from renderer.export import atomic_write_bytes, atomic_write_text
 COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_acc", "test_acc", "seconds", "images_per_s"]
 
 
+INT_COLUMNS = {"epoch", "step", "iteration"}
+
+
 def read_metrics(path: Path) -> list[dict]:
+    """Rows of a metrics CSV; an empty cell (a column that row did not measure) is left out of its row."""
     if not Path(path).is_file():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: int(v) if k in INT_COLUMNS else float(v) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(f)]
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
+def write_metrics(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Atomically; columns default to the classifier's, or (rows of mixed kinds) every key seen, in order."""
+    if columns is None:
+        seen = dict.fromkeys(k for r in rows for k in r)
+        columns = COLUMNS if set(seen) <= set(COLUMNS) else list(seen)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    w = csv.DictWriter(buf, fieldnames=columns)
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in COLUMNS})
+        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in columns})
     atomic_write_text(Path(path), buf.getvalue())
+
+
+def tensorboard_writer(path: Path):
+    """A TensorBoard SummaryWriter, or None where tensorboard is not installed (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
 
 
 def plot_curves(path: Path, rows: list[dict], title: str) -> None:

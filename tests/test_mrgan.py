@@ -1,0 +1,156 @@
+"""MrGAN runs: stages chained by mapping, checkpoints that resume to the same weights, refusing foreign
+files, and refining (on disk and on the fly) with a trained run. Tiny networks on 16 px images."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from train.cyclegan import CycleGanConfig
+from train.datasets import RealDataset
+from train.gan_networks import GanNetworks
+from train.mrgan import (
+    GENERATORS,
+    MrGanConfig,
+    Refiner,
+    SyntheticBatches,
+    finished_stages,
+    mrgan_preset,
+    stage_sides,
+    train_mrgan,
+)
+
+TINY = CycleGanConfig(networks=GanNetworks(filters=4, residual_blocks=1), batch_size=6, pool_size=4,
+                      iterations=6, decay_start=3, g_updates=1, pretrain_g=2, pretrain_d=2, lr_g=2e-3)
+
+
+class Tensors(torch.utils.data.Dataset):
+    """A synthetic set as a map-style dataset (what a rendered folder gives)."""
+
+    def __init__(self, images, labels, class_names):
+        self.images, self.labels, self.class_names = images, labels, class_names
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], int(self.labels[i])
+
+
+def _data(n=24, size=16):
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(n) % 2
+    real = (torch.rand(n, 3, size, size, generator=g) * 120).to(torch.uint8)
+    real[labels == 1, :, : size // 2] += 100
+    syn = real.clone()
+    syn[:, 0] = syn[:, 0] // 2 + 120  # a redder synthetic domain
+    names = ["car", "truck"]
+    return RealDataset(real.permute(0, 2, 3, 1).numpy(), labels.numpy(), names), Tensors(syn, labels, names)
+
+
+def _cfg(**kw) -> MrGanConfig:
+    return MrGanConfig(stages=2, mapping="rr-rs", image_size=16, cyclegan=TINY, checkpoint_every=3,
+                       sample_every=5, log_every=2, gap_every=0, device="cpu", **kw)
+
+
+def test_mapping_sides():
+    assert stage_sides("rr-s", 1) == ("s", "r")
+    assert stage_sides("rr-rs", 2) == ("rs", "rr")
+    assert stage_sides("r-rs", 3) == ("rs", "r")
+    with pytest.raises(ValueError, match="unknown mapping"):
+        MrGanConfig(mapping="rs-rr")
+
+
+def test_presets_and_config_round_trip():
+    quick, paper = mrgan_preset("quick"), mrgan_preset("paper")
+    assert paper.cyclegan.iterations == 40_000 and paper.cyclegan.batch_size == 144
+    assert paper.cyclegan.networks.residual_blocks == 9 and paper.cyclegan.g_updates == 5
+    assert mrgan_preset("paper", image_size=256).cyclegan.batch_size == 32
+    assert quick.cyclegan.iterations < paper.cyclegan.iterations
+    short = mrgan_preset("quick", iterations=100)
+    assert short.cyclegan.decay_start == 50  # the schedule keeps its shape
+    assert MrGanConfig.from_dict(quick.to_dict()) == quick
+
+
+def test_synthetic_batches_are_a_function_of_the_step():
+    _, syn = _data()
+    a, b = SyntheticBatches(syn, seed=3), SyntheticBatches(syn, seed=3)
+    x1, y1 = a.batch(5, 6)
+    a.batch(0, 6)
+    x2, y2 = b.batch(5, 6)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    # one pass over the set visits every image once
+    seen = torch.cat([a.batch(t, 6)[0] for t in range(4)])
+    assert len({bytes(im.numpy()) for im in seen}) == len({bytes(im.numpy()) for im in syn.images})
+
+
+def test_two_stages_train_chain_and_refine(tmp_path):
+    real, syn = _data()
+    info = train_mrgan(_cfg(), real, syn, tmp_path / "run", progress=False, log=lambda m: None)
+    assert info["stages_done"] == 2 and finished_stages(tmp_path / "run") == 2
+    for k in (1, 2):
+        stage = tmp_path / "run" / f"stage-{k}"
+        assert (stage / "metrics.csv").is_file() and (stage / "losses.png").is_file()
+        assert sorted(p.name for p in stage.glob("samples-*.png")) == ["samples-000005.png", "samples-000010.png"]
+    ref = Refiner.load(tmp_path / "run")
+    assert ref.stages == 2 and ref.moves_real()
+    out = ref.s2r(syn.images[:5])
+    assert out.dtype == torch.uint8 and out.shape == syn.images[:5].shape
+    # rr-rs: stage 2 refines stage-1 refined synthetic images; the real side is stage-1 refined real
+    g1, f1 = ref.generators[0]
+    g2, _ = ref.generators[1]
+    from train.cyclegan import to_signed, to_uint8
+
+    with torch.no_grad():
+        by_hand = to_uint8(g2(g1(to_signed(syn.images[:5]))))
+        real_side = to_uint8(f1(to_signed(real.images[:5])))
+        first = to_uint8(g1(to_signed(syn.images[:5])))
+    assert torch.equal(out, by_hand)
+    assert torch.equal(ref.real_domain(real.images[:5]), real_side)
+    assert torch.equal(Refiner.load(tmp_path / "run", stage=1).s2r(syn.images[:5]), first)
+
+
+def test_kill_and_resume_gives_the_same_weights(tmp_path, monkeypatch):
+    import train.loop
+
+    real, syn = _data()
+    cfg = replace(_cfg(), stages=1)
+    train_mrgan(cfg, real, syn, tmp_path / "whole", progress=False, log=lambda m: None)
+    save = train.loop.save_checkpoint
+
+    def killed_after_step_6(path, state):  # the process dies right after the step-6 checkpoint lands
+        save(path, state)
+        if state.get("step") == 6:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.loop, "save_checkpoint", killed_after_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train_mrgan(cfg, real, syn, tmp_path / "part", progress=False, log=lambda m: None)
+    monkeypatch.setattr(train.loop, "save_checkpoint", save)
+    assert not (tmp_path / "part" / "stage-1" / GENERATORS).exists()
+    logs = []
+    train_mrgan(cfg, real, syn, tmp_path / "part", progress=False, log=logs.append)
+    assert any("resuming after step 6" in m for m in logs)
+    a = torch.load(tmp_path / "whole" / "stage-1" / GENERATORS, weights_only=True)
+    b = torch.load(tmp_path / "part" / "stage-1" / GENERATORS, weights_only=True)
+    for key in ("g_sr", "g_rs"):
+        for name, w in a[key].items():
+            assert torch.equal(w, b[key][name]), f"{key}.{name} differs after resuming"
+
+
+def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
+    real, syn = _data()
+    run = tmp_path / "run"
+    train_mrgan(replace(_cfg(), stages=1), real, syn, run, progress=False, log=lambda m: None)
+    gens = run / "stage-1" / GENERATORS
+    torch.save({"model": {}}, gens)
+    with pytest.raises(ValueError, match="not a mixreal MrGAN stage"):
+        Refiner.load(run)
+    gens.write_bytes(b"\x80\x02 not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable checkpoint") as err:
+        Refiner.load(run)
+    assert "\n" not in str(err.value) and str(gens) in str(err.value)
+    with pytest.raises(FileNotFoundError, match="not a MrGAN run"):
+        Refiner.load(tmp_path)

@@ -1,0 +1,559 @@
+"""MrGAN: CycleGANs trained one after another, each on the previous stage's outputs.
+
+Stage 1 maps S (synthetic) <-> R (real). Stage k >= 2 maps a synthetic side X_k to a real side Y_k chosen
+by the mapping (the paper's three):
+
+    rr-rs   X_k = refined synthetic  G_{k-1}(X_{k-1}) ,  Y_k = refined real  F_{k-1}(Y_{k-1})
+    r-rs    X_k = refined synthetic  G_{k-1}(X_{k-1}) ,  Y_k = Y_{k-1}
+    rr-s    X_k = X_{k-1}                            ,  Y_k = refined real  F_{k-1}(Y_{k-1})
+
+(G: a stage's synthetic -> real generator, F: its real -> synthetic one; X_1 = S, Y_1 = R.) With rr-* the
+two domains meet in the middle: stage-K refined synthetic images aim at Y_K, which is the real images moved
+part of the way toward the renders, so a classifier trained on them is tested on real images mapped into
+Y_K as well (`Refiner.real_domain`; the paper's synthetic-only MrGAN row).
+
+A run folder holds RUN/mrgan.json (the settings) and RUN/stage-<k>/ per stage: checkpoint.pt (everything,
+to resume), generators.pt (what refining needs), metrics.csv, TensorBoard events, samples-<iter>.png.
+Training a stage is a pure function of the seed and the data: the batch of step t and every random draw in
+it come from (seed, stage, t), so a killed stage resumes to the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cyclegan import (
+    CycleGanConfig,
+    ImagePool,
+    StageState,
+    aligned_real,
+    new_stage,
+    pretrain_discriminators_step,
+    pretrain_generators_step,
+    to_signed,
+    to_uint8,
+    train_step,
+)
+from .gan_networks import GanNetworks, build_generator
+
+MAPPINGS = {"rr-rs": ("rs", "rr"), "r-rs": ("rs", "r"), "rr-s": ("s", "rr")}  # stage >= 2: (X side, Y side)
+RUN_FILE = "mrgan.json"
+GENERATORS = "generators.pt"
+CHECKPOINT = "checkpoint.pt"
+KIND = "mixreal-mrgan-stage"
+REFINE_CHUNK = 256  # images per generator call when refining: bounds memory, not results
+
+
+@dataclass(frozen=True)
+class MrGanConfig:
+    stages: int = 2
+    mapping: str = "rr-rs"
+    scale: str = "paper"
+    image_size: int = 32
+    cyclegan: CycleGanConfig = field(default_factory=CycleGanConfig)
+    checkpoint_every: int = 100  # steps (pre-training steps count)
+    sample_every: int = 500
+    log_every: int = 10
+    gap_every: int = 500  # 0: no KID while training
+    gap_images: int = 500
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.mapping not in MAPPINGS:
+            raise ValueError(f"unknown mapping {self.mapping!r}: one of {', '.join(MAPPINGS)}")
+        if self.stages < 1:
+            raise ValueError(f"stages={self.stages}: at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MrGanConfig:
+        g = {k: tuple(v) if isinstance(v, list) else v for k, v in d["cyclegan"].items() if k != "networks"}
+        return cls(**{**d, "cyclegan": CycleGanConfig(**g, networks=_networks(d["cyclegan"]["networks"]))})
+
+
+def _tuple(v):
+    return None if v is None else tuple(v)
+
+
+def _networks(d: dict) -> GanNetworks:
+    return GanNetworks(**{**d, "discriminator": _tuple(d.get("discriminator"))})
+
+
+def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrGanConfig:
+    """The appendix's settings (`paper`), or `quick`: one stage in under half an hour on a 2-core CPU.
+
+    quick changes: 3 residual blocks instead of 9, batch 32 instead of 144, one generator update per
+    discriminator update instead of five, 2,500 iterations (decay from 1,250) instead of 40,000, and
+    pre-training 200 + 100 steps instead of 1,000 + 500. Losses, learning rates, label noise, pool, init
+    and class alignment are the appendix's."""
+    if scale == "paper":
+        gan = CycleGanConfig(batch_size=144 if image_size <= 64 else 32)
+    elif scale == "quick":
+        gan = CycleGanConfig(iterations=2500, decay_start=1250, batch_size=32, g_updates=1, pretrain_g=200,
+                             pretrain_d=100, networks=GanNetworks(residual_blocks=3))
+    else:
+        raise ValueError(f"unknown scale {scale!r}: paper or quick")
+    gan_keys = {"iterations", "batch_size", "seed", "g_updates", "pretrain_g", "pretrain_d"}
+    g_over = {k: v for k, v in overrides.items() if k in gan_keys and v is not None}
+    if "iterations" in g_over:  # keep the schedule's shape: decay over the second half
+        g_over["decay_start"] = g_over["iterations"] * gan.decay_start // max(1, gan.iterations)
+    if overrides.get("residual_blocks") is not None:
+        g_over["networks"] = replace(gan.networks, residual_blocks=overrides["residual_blocks"])
+    gan = replace(gan, **g_over)
+    rest = {k: v for k, v in overrides.items() if k not in gan_keys | {"residual_blocks"} and v is not None}
+    every = {"checkpoint_every": 100, "sample_every": 500, "gap_every": 500} if scale == "quick" else \
+        {"checkpoint_every": 500, "sample_every": 2000, "gap_every": 2000}
+    return MrGanConfig(scale=scale, image_size=image_size, cyclegan=gan, **{**every, **rest})
+
+
+def stage_sides(mapping: str, k: int) -> tuple[str, str]:
+    """What stage k's synthetic and real sides are made of (see the module doc)."""
+    return ("s", "r") if k == 1 else MAPPINGS[mapping]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Refining with trained stages
+
+
+class Refiner:
+    """The generators of stages 1..K of a run: maps images (uint8 (N, 3, H, W)) between the domains."""
+
+    def __init__(self, generators: list[tuple[nn.Module, nn.Module]], mapping: str, source: str = "",
+                 device: torch.device | str = "cpu"):
+        self.generators = generators  # per stage: (G: synthetic side -> real side, F: real -> synthetic)
+        self.mapping, self.source, self.device = mapping, source, torch.device(device)
+        for g, f in generators:
+            g.eval()
+            f.eval()
+
+    @property
+    def stages(self) -> int:
+        return len(self.generators)
+
+    @classmethod
+    def load(cls, run: Path, stage: int | None = None, device: torch.device | str = "cpu") -> Refiner:
+        run = Path(run)
+        cfg = read_run(run)
+        last = finished_stages(run)
+        stage = last if stage is None else stage
+        if last == 0:
+            raise ValueError(f"{run}: no finished stage to refine with (train it with `mixreal train mrgan`)")
+        if not 1 <= stage <= last:
+            raise ValueError(f"{run}: stage {stage} asked for; stages 1-{last} are trained")
+        gens = [load_generators(run / f"stage-{k}" / GENERATORS, device) for k in range(1, stage + 1)]
+        return cls(gens, cfg.mapping, f"{run} stage {stage}", device)
+
+    def _signed_chain(self, x: torch.Tensor, upto: int, side: int) -> torch.Tensor:
+        """X_upto (side 0) or Y_upto (side 1) from X_1 / Y_1, in [-1, 1]."""
+        for j in range(1, upto):
+            moved = stage_sides(self.mapping, j + 1)[side] in ("rs", "rr")
+            if moved:
+                x = self.generators[j - 1][side](x)
+        return x
+
+    def _apply(self, images: torch.Tensor, fn) -> torch.Tensor:
+        return map_images(fn, images, self.device)
+
+    def s2r(self, images: torch.Tensor, stage: int | None = None) -> torch.Tensor:
+        """Synthetic images refined through stage `stage` (default: the last) toward the real side."""
+        k = stage or self.stages
+        return self._apply(images, lambda x: self.generators[k - 1][0](self._signed_chain(x, k, 0)))
+
+    def r2s(self, images: torch.Tensor, stage: int | None = None) -> torch.Tensor:
+        """Real images mapped by stage `stage`'s real -> synthetic generator (its inputs chained as trained)."""
+        k = stage or self.stages
+        return self._apply(images, lambda x: self.generators[k - 1][1](self._signed_chain(x, k, 1)))
+
+    def real_domain(self, images: torch.Tensor) -> torch.Tensor:
+        """Real images moved into Y_K, the domain the last stage's refined synthetic images aim at: what a
+        classifier trained on them should be tested on. Unchanged (a copy) when Y_K is the real images."""
+        if all(stage_sides(self.mapping, j + 1)[1] == "r" for j in range(1, self.stages)):
+            return images.clone()
+        return self._apply(images, lambda x: self._signed_chain(x, self.stages, 1))
+
+    def moves_real(self) -> bool:
+        return any(stage_sides(self.mapping, j + 1)[1] == "rr" for j in range(1, self.stages))
+
+
+def map_images(fn, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 images through fn (on [-1, 1] floats) in chunks, back to uint8 on the CPU."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), REFINE_CHUNK):
+            out.append(to_uint8(fn(to_signed(images[i:i + REFINE_CHUNK].to(device)))).cpu())
+    return torch.cat(out) if out else images.clone()
+
+
+def load_generators(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, nn.Module]:
+    from .loop import load_checkpoint
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (a stage not trained to the end?)")
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or state.get("kind") != KIND or not {"g_sr", "g_rs", "networks"} <= set(state):
+        raise ValueError(f"{path}: not a mixreal MrGAN stage (foreign or damaged file)")
+    nets = _networks(state["networks"])
+    out = []
+    for key in ("g_sr", "g_rs"):
+        g = build_generator(nets)
+        try:
+            g.load_state_dict(state[key])
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: {key} does not fit its generator ({str(exc).splitlines()[0]})") from None
+        out.append(g.to(device))
+    return out[0], out[1]
+
+
+def read_run(run: Path) -> MrGanConfig:
+    path = Path(run) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a MrGAN run (no {RUN_FILE}; train one with `mixreal train mrgan`)")
+    try:
+        return MrGanConfig.from_dict(json.loads(path.read_text())["config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def finished_stages(run: Path) -> int:
+    """How many stages, counted from 1 without a gap, have their generators written."""
+    k = 0
+    while (Path(run) / f"stage-{k + 1}" / GENERATORS).is_file():
+        k += 1
+    return k
+
+
+# ----------------------------------------------------------------------------------------------------
+# Synthetic batches as a pure function of the step
+
+
+class SyntheticBatches:
+    """Batch t of a synthetic source: a RenderStream (indices t*B .. t*B+B-1 after its start: the
+    renderer's class-balanced order) or a dataset (a fresh permutation per pass, drawn from the seed)."""
+
+    def __init__(self, source, seed: int):
+        from torch.utils.data import IterableDataset
+
+        self.source, self.seed = source, seed
+        self.streaming = isinstance(source, IterableDataset)
+        self._renderer = None
+        self.class_names = list(source.class_names)
+
+    def _render(self, indices: range) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._renderer is None:
+            self._renderer = self.source._renderer(0)
+        specs = [self._renderer.spec_at(i) for i in indices]
+        images = torch.from_numpy(self._renderer.render(specs)).permute(0, 3, 1, 2).contiguous()
+        labels = torch.tensor([self.source.model_labels[s.model] for s in specs])
+        keep = labels >= 0
+        return images[keep], labels[keep]
+
+    def batch(self, t: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.streaming:
+            lo = self.source.start + t * size
+            return self._render(range(lo, lo + size))
+        n = len(self.source)
+        idx = [self._position(t * size + j, n) for j in range(size)]
+        xs, ys = zip(*(self.source[i] for i in idx), strict=True)
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
+
+    def _position(self, k: int, n: int) -> int:
+        epoch, j = divmod(k, n)
+        return int(np.random.default_rng([self.seed, epoch]).permutation(n)[j])
+
+    def held_out(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n images for measuring: for a stream, indices far past any training step's."""
+        if self.streaming:
+            lo = self.source.start + 10**9
+            return self._render(range(lo, lo + n))
+        idx = np.linspace(0, len(self.source) - 1, min(n, len(self.source))).astype(int)
+        xs, ys = zip(*(self.source[int(i)] for i in idx), strict=True)
+        return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.release()
+            self._renderer = None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training
+
+
+def _step_generator(seed: int, stage: int, step: int) -> torch.Generator:
+    words = np.random.SeedSequence([seed, stage, step]).generate_state(2)
+    return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
+
+
+def _stage_state_dict(st: StageState) -> dict:
+    return {"g_sr": st.g_sr.state_dict(), "g_rs": st.g_rs.state_dict(), "d_r": st.d_r.state_dict(),
+            "d_s": st.d_s.state_dict(), "opt_g": st.opt_g.state_dict(), "opt_d": st.opt_d.state_dict(),
+            "pool_r": st.pool_r.state_dict(), "pool_s": st.pool_s.state_dict(), "iteration": st.iteration}
+
+
+def _load_stage_state(st: StageState, state: dict) -> None:
+    for key in ("g_sr", "g_rs", "d_r", "d_s", "opt_g", "opt_d", "pool_r", "pool_s"):
+        getattr(st, key).load_state_dict(state[key])
+    st.iteration = int(state["iteration"])
+
+
+def _comparable(cfg: MrGanConfig, stage: int) -> dict:
+    """What a stage's checkpoint must share with the settings that resume it. The mapping shapes stages 2+
+    only, so stage 1 can be shared between runs of different mappings."""
+    d = cfg.to_dict()
+    keep = {"image_size": d["image_size"], "cyclegan": d["cyclegan"]}
+    if stage > 1:
+        keep["mapping"] = d["mapping"]
+    return keep
+
+
+def train_mrgan(cfg: MrGanConfig, real, synthetic, out: Path, feature_net=None, progress: bool = True,
+                log=print) -> dict:
+    """Train (or resume) every stage of `cfg` into OUT; returns RUN/mrgan.json's content.
+
+    real: a RealDataset (train split); synthetic: a RenderStream or a dataset with the same class names;
+    feature_net: a gap.FeatureNet for logging the domain gap (KID) while training, or None."""
+    from renderer.export import atomic_write_text
+
+    from .loop import pick_device
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(real.class_names)
+    if list(synthetic.class_names) != classes:
+        raise ValueError(f"synthetic classes {synthetic.class_names} differ from the real ones {classes}")
+    run_path = out / RUN_FILE
+    info = {"config": cfg.to_dict(), "class_names": classes, "stages_done": 0}
+    if run_path.is_file():
+        old = json.loads(run_path.read_text())
+        if old.get("class_names") != classes or old["config"]["mapping"] != cfg.mapping:
+            raise ValueError(f"{out}: holds a MrGAN run with another mapping or classes; use another --out")
+    atomic_write_text(run_path, json.dumps(info, indent=2) + "\n")
+    device = pick_device(cfg.device)
+    source = SyntheticBatches(synthetic, cfg.cyclegan.seed)
+    try:
+        for k in range(1, cfg.stages + 1):
+            prev = Refiner([load_generators(out / f"stage-{j}" / GENERATORS, device) for j in range(1, k)],
+                           cfg.mapping, device=device)
+            stage_dir = out / f"stage-{k}"
+            if (stage_dir / GENERATORS).is_file() and _stage_complete(stage_dir, cfg, k):
+                log(f"stage {k}: done already")
+            else:
+                _train_stage(cfg, k, prev, real, source, stage_dir, device, feature_net, progress, log)
+            info["stages_done"] = k
+            atomic_write_text(run_path, json.dumps(info, indent=2) + "\n")
+    finally:
+        source.close()
+    return info
+
+
+def _stage_complete(stage_dir: Path, cfg: MrGanConfig, k: int) -> bool:
+    from .loop import load_checkpoint
+
+    state = load_checkpoint(stage_dir / GENERATORS)
+    return state.get("config") == _comparable(cfg, k)
+
+
+def _total_steps(g: CycleGanConfig) -> int:
+    return g.pretrain_g + g.pretrain_d + g.iterations
+
+
+def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: SyntheticBatches, out: Path,
+                 device: torch.device, feature_net, progress: bool, log) -> None:
+    from .loop import RunMismatch, load_checkpoint, save_checkpoint
+    from .report import read_metrics, tensorboard_writer, write_metrics
+
+    g = cfg.cyclegan
+    out.mkdir(parents=True, exist_ok=True)
+    st = new_stage(g, cfg.image_size, device)
+    ckpt = out / CHECKPOINT
+    step = 0
+    if ckpt.is_file():
+        state = load_checkpoint(ckpt)
+        if not isinstance(state, dict) or state.get("kind") != KIND or "stage" not in state:
+            raise ValueError(f"{ckpt}: not a mixreal MrGAN stage checkpoint (foreign or damaged file)")
+        if state["config"] != _comparable(cfg, k):
+            raise RunMismatch(f"{out}: holds a stage trained with other settings; use another --out")
+        _load_stage_state(st, state["stage"])
+        step = int(state["step"])
+        log(f"stage {k}: resuming after step {step}")
+    rows = [r for r in read_metrics(out / "metrics.csv") if r["step"] <= step]
+    total = _total_steps(g)
+    real_images, real_labels = real.images, real.labels
+    fixed = _fixed_examples(source, real_images, real_labels, len(real.class_names))
+    gap_set = source.held_out(cfg.gap_images) if cfg.gap_every and feature_net is not None else None
+    writer = tensorboard_writer(out / "tensorboard")
+    sums: dict[str, torch.Tensor] = {}
+    count, t0 = 0, time.perf_counter()
+    steps: Iterator[int] = iter(range(step, total))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=step, desc=f"stage {k}/{cfg.stages}", unit="step", dynamic_ncols=True)
+    if step == 0 and gap_set is not None:
+        rows.append(_gap_row(cfg, k, 0, prev, st, gap_set, real_images, real_labels, feature_net, device))
+    for step in steps:
+        gen = _step_generator(g.seed, k, step)
+        s_u8, s_lab = source.batch(step, g.batch_size)
+        r_u8 = real_images[aligned_real(s_lab, real_labels, gen)]
+        with torch.no_grad():
+            s = prev._signed_chain(to_signed(s_u8.to(device)), k, 0)
+            r = prev._signed_chain(to_signed(r_u8.to(device)), k, 1)
+        if step < g.pretrain_g:
+            losses = {"pretrain_g_l1": pretrain_generators_step(st, s, r)}
+        elif step < g.pretrain_g + g.pretrain_d:
+            losses = {"pretrain_d": pretrain_discriminators_step(st, s, r, g, gen)}
+        else:
+            losses = train_step(st, s, r, g, gen)
+        for name, v in losses.items():  # summed on the device: no host sync but every log_every steps
+            sums[name] = sums.get(name, 0) + v
+        count += 1
+        done = step + 1
+        if bar is not None:
+            bar.update(1)
+        if done % cfg.log_every == 0 or done == total:
+            row = {"step": done, "iteration": st.iteration, "lr_factor": g.lr_factor(st.iteration),
+                   "seconds_per_step": (time.perf_counter() - t0) / count,
+                   **{name: float(v) / count for name, v in sums.items()}}
+            rows.append(row)
+            if writer is not None:
+                for name, v in row.items():
+                    if name != "step":
+                        writer.add_scalar(f"stage{k}/{name}", v, done)
+            if bar is not None:
+                bar.set_postfix({n: f"{row[n]:.3f}" for n in ("g_adv", "cycle", "d", "pretrain_g_l1", "pretrain_d")
+                                 if n in row})
+            sums, count, t0 = {}, 0, time.perf_counter()
+        main_done = done - g.pretrain_g - g.pretrain_d  # main iterations finished
+        if gap_set is not None and main_done > 0 and (main_done % cfg.gap_every == 0 or done == total):
+            row = _gap_row(cfg, k, done, prev, st, gap_set, real_images, real_labels, feature_net, device)
+            rows.append(row)
+            log(f"stage {k}, step {done}: KID x 100 refined synthetic vs real {100 * row['kid_to_real']:.2f}"
+                f" (raw {100 * row['kid_raw']:.2f})")
+            if writer is not None:
+                writer.add_scalar(f"stage{k}/kid_to_real", row["kid_to_real"], done)
+        if cfg.sample_every and (done % cfg.sample_every == 0 or done == total):
+            sample_sheet(out / f"samples-{done:06d}.png", prev, st, fixed, real.class_names, k)
+        if done % cfg.checkpoint_every == 0 or done == total:
+            save_checkpoint(ckpt, {"kind": KIND, "stage": _stage_state_dict(st), "step": done,
+                                   "config": _comparable(cfg, k)})
+            write_metrics(out / "metrics.csv", rows)
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    write_metrics(out / "metrics.csv", rows)
+    save_checkpoint(out / GENERATORS, {"kind": KIND, "g_sr": st.g_sr.state_dict(), "g_rs": st.g_rs.state_dict(),
+                                       "networks": asdict(g.networks), "config": _comparable(cfg, k),
+                                       "stage": k, "mapping": cfg.mapping, "class_names": list(real.class_names)})
+    plot_losses(out / "losses.png", rows, f"stage {k} ({'S <-> R' if k == 1 else cfg.mapping})")
+
+
+def _gap_row(cfg, k, step, prev: Refiner, st: StageState, gap_set, real_images, real_labels, net, device) -> dict:
+    """KID between the stage's refined synthetic images and (a) the real images, (b) the stage's real side."""
+    from .gap import kid_fid
+
+    s_u8, _ = gap_set
+    st.g_sr.eval()
+    refined = map_images(lambda x: st.g_sr(prev._signed_chain(x, k, 0)), s_u8, device)
+    target = map_images(lambda x: prev._signed_chain(x, k, 1), real_images, device)
+    st.g_sr.train()
+    f_real, _ = net.features_and_logits(real_images)
+    f_target, _ = net.features_and_logits(target)
+    f_raw, _ = net.features_and_logits(s_u8)
+    f_ref, _ = net.features_and_logits(refined)
+    return {"step": step, "kid_to_real": kid_fid(f_real, f_ref, subsets=20)[0],
+            "kid_to_target": kid_fid(f_target, f_ref, subsets=20)[0], "kid_raw": kid_fid(f_real, f_raw, subsets=20)[0]}
+
+
+def _fixed_examples(source: SyntheticBatches, real_images, real_labels, n_classes: int, per_class: int = 2):
+    """A few synthetic and real images per class, the same at every sample sheet."""
+    s, sl = source.held_out(max(8 * n_classes * per_class, 64))
+    pick_s = torch.cat([torch.nonzero(sl == c).flatten()[:per_class] for c in range(n_classes)])
+    pick_r = torch.cat([torch.nonzero(real_labels == c).flatten()[:per_class] for c in range(n_classes)])
+    return s[pick_s], sl[pick_s], real_images[pick_r], real_labels[pick_r]
+
+
+def sample_sheet(path: Path, prev: Refiner, st: StageState, fixed, class_names: list[str], k: int) -> None:
+    """One row per example: synthetic | after stage 1 | ... | after stage k | cycle back, and for real
+    images: real | stage-k real side | mapped to synthetic | cycle back."""
+    from .report import samples_sheet
+
+    s, sl, r, rl = fixed
+    dev = next(st.g_sr.parameters()).device
+    st.g_sr.eval()
+    st.g_rs.eval()
+    with torch.no_grad():
+        x = to_signed(s.to(dev))
+        cols = [x]
+        for j in range(1, k):  # stage-j refined synthetic, chained as the stages were trained
+            cols.append(prev.generators[j - 1][0](prev._signed_chain(x, j, 0)))
+        xk = prev._signed_chain(x, k, 0)
+        fake_r = st.g_sr(xk)
+        cols += [fake_r, st.g_rs(fake_r)]
+        y = to_signed(r.to(dev))
+        yk = prev._signed_chain(y, k, 1)
+        fake_s = st.g_rs(yk)
+        rcols = [y, yk, fake_s, st.g_sr(fake_s)]
+    st.g_sr.train()
+    st.g_rs.train()
+    rows = []
+    steps = " | ".join(f"stage {j}" for j in range(1, k + 1))
+    for i in range(len(s)):
+        rows.append((f"{class_names[int(sl[i])]}: synthetic | {steps} | cycle",
+                     [to_uint8(c[i]).cpu().numpy() for c in cols]))
+    for i in range(len(r)):
+        rows.append((f"{class_names[int(rl[i])]}: real | side {k} | to synthetic | cycle",
+                     [to_uint8(c[i]).cpu().numpy() for c in rcols]))
+    samples_sheet(path, rows)
+
+
+def plot_losses(path: Path, rows: list[dict], title: str) -> None:
+    """Loss curves of one stage, and the KID to real images where it was measured."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from renderer.export import atomic_write_bytes
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name in ("pretrain_g_l1", "pretrain_d", "g_adv", "cycle", "l1", "d"):
+        pts = [(r["step"], r[name]) for r in rows if r.get(name) is not None]
+        if pts:
+            a.plot(*zip(*pts, strict=True), label=name)
+    a.set_xlabel("step")
+    a.set_yscale("log")
+    a.legend(fontsize=7)
+    a.set_title(title)
+    for name in ("kid_to_real", "kid_to_target", "kid_raw"):
+        pts = [(r["step"], 100 * r[name]) for r in rows if r.get(name) is not None]
+        if pts:
+            b.plot(*zip(*pts, strict=True), marker="o", label=name)
+    b.set_xlabel("step")
+    b.set_ylabel("KID x 100")
+    if b.lines:
+        b.legend(fontsize=7)
+    else:
+        b.text(0.5, 0.5, "no KID measured (--gap-every 0)", ha="center", transform=b.transAxes)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+__all__ = ["MAPPINGS", "ImagePool", "MrGanConfig", "Refiner", "SyntheticBatches", "finished_stages",
+           "load_generators", "mrgan_preset", "read_run", "stage_sides", "train_mrgan"]
