@@ -96,6 +96,18 @@ def data_options(real_help: str):
     return wrap
 
 
+def stream_options(f):
+    """How --stream renders: --variations, --backgrounds, --textures, --supersample."""
+    folder = click.Path(exists=True, file_okay=False, path_type=Path)
+    f = click.option("--supersample", default=2, show_default=True, type=click.IntRange(1, 4),
+                     help="Anti-aliasing for --stream: drawn at N x size, box-filtered down.")(f)
+    f = click.option("--textures", type=folder, default=None,
+                     help="Folder of images for the texture variation (--stream).")(f)
+    f = click.option("--backgrounds", type=folder, default=None,
+                     help="Folder of photos for background crops (--stream), e.g. scenes without your classes.")(f)
+    return click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mixreal")
 def main() -> None:
@@ -260,20 +272,22 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 @click.option("--batch-size", type=int, default=None, help="Override the preset's batch size (128).")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4 px padding) + horizontal flip.")
-@click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")
-@click.option("--backgrounds", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of photos for background crops (--stream), e.g. photos of scenes without your classes.")
-@click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of images for the texture variation (--stream).")
-@click.option("--supersample", default=2, show_default=True, type=click.IntRange(1, 4),
-              help="Anti-aliasing for --stream (see mixreal render).")
+@stream_options
+@click.option("--refiner", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A `mixreal train mrgan` run: every synthetic batch is refined by it on the fly (s2r).")
+@click.option("--refiner-stage", type=click.IntRange(1), default=None,
+              help="Refine through this stage of --refiner (default: its last; 1 is a plain CycleGAN).")
+@click.option("--refine-real", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A MrGAN run that moves the real train/val/test images into its refined images' domain "
+                   "(rr-* mappings: the paper's refined-real test).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="DataLoader workers (synthetic source).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr, batch_size, augment, variations,
-                   backgrounds, textures, supersample, seed, workers, device, out, quiet):
+                   backgrounds, textures, supersample, refiner, refiner_stage, refine_real, seed, workers, device,
+                   out, quiet):
     """Train a classifier on real + synthetic minibatches; evaluate on real images every epoch.
 
     Writes RUN/metrics.csv, RUN/accuracy.png, TensorBoard events, RUN/best.pt (best validation), RUN/last.pt
@@ -295,19 +309,29 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     if needs_synthetic and synthetic is None and stream is None:
         _fail(f"ratio {ratio} needs synthetic images: --synthetic DIR or --stream MODELS")
     real_only = all(r.synthetic == 0 for r in parsed)
+    if refiner is not None and not needs_synthetic:
+        _fail("--refiner refines synthetic images: give a ratio with synthetic images")
     try:
         train, val, test = (_real_split(real_dir, s) for s in ("train", "val", "test"))
         classes = train.class_names
         render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample)
         syn = _synthetic_source(synthetic, stream, classes, seed, model, **render) if needs_synthetic else None
+        transform, notes = None, {}
+        if refiner is not None:
+            from train.mrgan import Refiner
+
+            ref = Refiner.load(refiner, refiner_stage)
+            transform, notes["refiner"] = ref.s2r, ref.source
+        if refine_real is not None:
+            train, val, test, notes["refine_real"] = _refined_real(refine_real, train, val, test)
         results = {}
         for r in ratios:
-            cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr,
-                         batch_size=batch_size, augment=augment, seed=seed, workers=workers, device=device, ratio=r)
+            cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr, batch_size=batch_size,
+                         augment=augment, seed=seed, workers=workers, device=device, ratio=r, **notes)
             Ratio.parse(cfg.ratio).split(cfg.batch_size)
             run = out if len(ratios) == 1 else out / f"ratio-{r.replace(':', '-')}"
             results[r] = train_classifier(cfg, train, val, test, syn, run, classes, progress=not quiet,
-                                          log=click.echo)
+                                          log=click.echo, synthetic_transform=transform)
     except (RunMismatch, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     if len(ratios) > 1:
@@ -326,10 +350,113 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
                f"{100 * summary['test_acc_at_best_val']:.2f}% -> {out / 'summary.json'}")
 
 
+@train_group.command("mrgan")
+@data_options("CIFAR-DA folder: its train split is the real domain.")
+@stream_options
+@click.option("--stages", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="CycleGANs stacked (1: a plain CycleGAN).")
+@click.option("--mapping", default="rr-rs", show_default=True, type=click.Choice(["rr-rs", "r-rs", "rr-s"]),
+              help="What stage 2 (and later) maps: refined real <-> refined synthetic, real <-> refined "
+                   "synthetic, or refined real <-> synthetic.")
+@click.option("--scale", default="paper", show_default=True, type=click.Choice(["paper", "quick"]),
+              help="paper: the appendix's schedule (a GPU's work); quick: one stage in < 30 min on 2 CPU cores.")
+@click.option("--iterations", type=click.IntRange(1), default=None, help="Override the iterations per stage.")
+@click.option("--batch-size", type=click.IntRange(2), default=None, help="Override the batch size.")
+@click.option("--pretrain", default=None, metavar="G,D",
+              help="Override the pre-training steps before each stage: generators (L1 to the input), "
+                   "discriminators (e.g. 1000,500 as in the appendix).")
+@click.option("--blocks", "residual_blocks", type=click.IntRange(1), default=None,
+              help="Override the generator's residual blocks (appendix: 9).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--gap-every", type=click.IntRange(0), default=None,
+              help="Measure KID (refined synthetic vs real) every N iterations (0: never).")
+@click.option("--sample-every", type=click.IntRange(0), default=None, help="A sample sheet every N steps.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="A checkpoint every N steps.")
+@click.option("--features", "features_run", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Classifier run for the KID features (default: the cached real-only one of REAL).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--quiet", is_flag=True)
+def train_mrgan_cmd(real_dir, synthetic, stream, variations, backgrounds, textures, supersample, stages, mapping,
+                    scale, iterations, batch_size, pretrain, residual_blocks, seed, gap_every, sample_every,
+                    checkpoint_every, features_run, device, out, quiet):
+    """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
+
+    Writes RUN/mrgan.json and RUN/stage-K/ (checkpoint.pt, generators.pt, metrics.csv, losses.png, TensorBoard
+    events, samples-*.png). Running the same command again resumes where it stopped."""
+    from train import gap as meter
+    from train.loop import RunMismatch
+    from train.mrgan import mrgan_preset, train_mrgan
+
+    if (synthetic is None) == (stream is None):
+        _fail("give --synthetic DIR or --stream MODELS (one of them)")
+    pre_g = pre_d = None
+    if pretrain is not None:
+        try:
+            pre_g, pre_d = (int(x) for x in pretrain.split(","))
+        except ValueError:
+            _fail(f"--pretrain {pretrain!r}: expected two step counts G,D such as 1000,500")
+    try:
+        real = _real_split(real_dir, "train")
+        classes = real.class_names
+        render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample)
+        syn = _synthetic_source(synthetic, stream, classes, seed, "resnet20", **render)
+        if syn.missing_classes:
+            _fail(f"no synthetic images for {', '.join(syn.missing_classes)}: batches cannot be class-aligned")
+        size = int(real.images.shape[-1])
+        cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, iterations=iterations,
+                           batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
+                           residual_blocks=residual_blocks, seed=seed, gap_every=gap_every,
+                           sample_every=sample_every, checkpoint_every=checkpoint_every, device=device)
+        net = None
+        if cfg.gap_every:
+            net = (meter.load_feature_net(features_run) if features_run is not None
+                   else meter.cached_feature_net(real_dir, progress=not quiet, log=click.echo))
+        train_mrgan(cfg, real, syn, out, feature_net=net, progress=not quiet, log=click.echo)
+    except (RunMismatch, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"{stages} stage(s) trained -> {out}")
+
+
+@main.command("refine")
+@click.option("--run", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A `mixreal train mrgan` run.")
+@click.option("--input", "src", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A `mixreal render` folder or a CIFAR-DA folder.")
+@click.option("--direction", default="s2r", show_default=True, type=click.Choice(["s2r", "r2s"]),
+              help="s2r: synthetic toward real; r2s: real toward synthetic.")
+@click.option("--stage", type=click.IntRange(1), default=None, help="Through this stage (default: the last).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--quiet", is_flag=True)
+def refine(run, src, direction, stage, device, out, quiet):
+    """Write a refined copy of a dataset, in the layout it came in (labels, manifest, latent parameters kept;
+    the refining run and stage recorded). Running it again finishes an interrupted job."""
+    from train.loop import pick_device
+    from train.refine import refine_folder
+
+    try:
+        info = refine_folder(run, src, out, direction, stage, pick_device(device), progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    click.echo(f"{info['images']} images refined ({direction}, {info['mapping']} stage {info['stage']}) -> {out}")
+
+
 def _real_split(folder: Path, split: str):
     from train.datasets import RealDataset
 
     return RealDataset.from_split(folder, split)
+
+
+def _refined_real(run: Path, *splits):
+    """The real splits moved into a MrGAN run's refined-image domain, and what to record of it."""
+    from train.mrgan import Refiner
+
+    ref = Refiner.load(run)
+    if not ref.moves_real():
+        click.echo(f"note: {run} maps {ref.mapping}: its refined images aim at the real images themselves; "
+                   "--refine-real leaves them unchanged", err=True)
+    return (*(s.mapped(ref.real_domain) for s in splits), f"{ref.source} real side")
 
 
 def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], seed: int, model: str,
@@ -364,16 +491,10 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 
 @main.command("gap")
 @data_options("CIFAR-DA folder (from `mixreal data cifar-da`): the real photos to compare against.")
-@click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")
+@stream_options
 @click.option("--size", default=32, show_default=True, type=click.IntRange(16, 1024),
               help="Image side for --stream, px (the feature network's input size).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--backgrounds", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of photos for background crops (--stream).")
-@click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder of images for the texture variation (--stream).")
-@click.option("--supersample", default=2, show_default=True, type=click.IntRange(1, 4),
-              help="Anti-aliasing for --stream: drawn at N x size, box-filtered down.")
 @click.option("--count", default=2000, show_default=True, type=click.IntRange(8),
               help="Synthetic images to measure (class-balanced from the stream; the first N of a folder).")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]),
@@ -384,7 +505,7 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for gap.json and gap.png (nearest real neighbours, per-class KID).")
 @click.option("--quiet", is_flag=True)
-def gap(real_dir, synthetic, stream, variations, size, seed, backgrounds, textures, supersample, count, split,
+def gap(real_dir, synthetic, stream, variations, backgrounds, textures, supersample, size, seed, count, split,
         features_run, out, quiet):
     """How far synthetic images are from the real photos: KID and FID in the features of a real-trained
     ResNet-20, and that classifier's accuracy on the synthetic images, per class and overall."""

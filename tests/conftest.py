@@ -96,3 +96,31 @@ def shared_library(shared_meshes):
     from renderer import ModelLibrary
 
     return ModelLibrary.load(shared_meshes, on_skip=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_real(tmp_path_factory):
+    """A CIFAR-DA folder from the shared CIFAR subset: 40 train, 10 val, 10 test images per class."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    npz = require_data("cifar", "cifar10-train-subset.npz")
+    out = tmp_path_factory.mktemp("tiny")
+    r = CliRunner().invoke(main, ["data", "cifar-da", "--cifar10", str(npz), "--counts", "40,10,10", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def rendered32(default_models, tmp_path_factory):
+    """`mixreal render` of the default models, 20 images per model at 32 px."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    out = tmp_path_factory.mktemp("syn")
+    r = CliRunner().invoke(main, ["render", "--models", str(default_models), "--per-model", "20", "--size", "32",
+                                  "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    return out

@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import REPO, require_data
+from tests.conftest import REPO
 from train.cifar_da import RealSplit, write
 from train.config import preset
 from train.datasets import RealDataset
@@ -35,24 +35,6 @@ def test_a_tiny_run_overfits_a_small_batch(tmp_path):
     assert summary["best_val_acc"] == 1.0  # it memorised the 16 images
     rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 41 and rows[0].startswith("epoch,lr,train_loss")
-
-
-@pytest.fixture(scope="module")
-def tiny_real(tmp_path_factory):
-    npz = require_data("cifar", "cifar10-train-subset.npz")
-    out = tmp_path_factory.mktemp("tiny")
-    r = CliRunner().invoke(main, ["data", "cifar-da", "--cifar10", str(npz), "--counts", "40,10,10", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture(scope="module")
-def rendered32(default_models, tmp_path_factory):
-    out = tmp_path_factory.mktemp("syn")
-    r = CliRunner().invoke(main, ["render", "--models", str(default_models), "--per-model", "20", "--size", "32",
-                                  "--out", str(out), "--quiet"])
-    assert r.exit_code == 0, r.output
-    return out
 
 
 def _train_args(real, syn, out, epochs=4):

@@ -43,6 +43,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bfloat16 autocast on GPU
     compile: bool = False  # torch.compile the model (pays off on GPU for long runs)
+    # MrGAN runs (as "RUN" or "RUN stage K") the synthetic batches pass through on the fly, and that moved
+    # the real images into the refined images' domain (Refiner.real_domain); recorded so a resume matches
+    refiner: str | None = None
+    refine_real: str | None = None
     extra: dict = field(default_factory=dict)  # free-form notes kept in summary.json
 
     def to_dict(self) -> dict:

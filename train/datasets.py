@@ -39,6 +39,12 @@ class RealDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.images[i], int(self.labels[i])
 
+    def mapped(self, fn) -> RealDataset:
+        """The same labels with images passed through fn (uint8 (N, 3, H, W) -> same), e.g. a refiner."""
+        out = RealDataset.__new__(RealDataset)
+        out.images, out.labels, out.class_names = fn(self.images).contiguous(), self.labels, list(self.class_names)
+        return out
+
 
 class RenderedDataset(Dataset):
     """A folder written by `mixreal render`: OUT/<class>/*.png listed in OUT/manifest.jsonl.

@@ -123,12 +123,26 @@ def load_checkpoint(path: Path) -> dict:
 
 def _comparable(cfg: dict) -> dict:
     ignore = {"epochs", "workers", "device", "extra"}  # may change between a run and its resumption
-    return {k: v for k, v in cfg.items() if k not in ignore}
+    full = {**TrainConfig().to_dict(), **cfg}  # a setting added since the run started holds its default
+    return {k: v for k, v in full.items() if k not in ignore}
+
+
+def refine_synthetic(images: torch.Tensor, is_real: torch.Tensor, transform) -> torch.Tensor:
+    """A mixed batch with its synthetic images passed through `transform` (uint8 -> uint8), the real kept."""
+    if transform is None or bool(is_real.all()):
+        return images
+    images = images.clone()
+    images[~is_real] = transform(images[~is_real])
+    return images
 
 
 def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDataset, test: RealDataset,
-                     synthetic, out: Path, class_names: list[str], progress: bool = True, log=print) -> dict:
-    """Train, evaluating on real val and test images every epoch; returns summary.json's content."""
+                     synthetic, out: Path, class_names: list[str], progress: bool = True, log=print,
+                     synthetic_transform=None) -> dict:
+    """Train, evaluating on real val and test images every epoch; returns summary.json's content.
+
+    synthetic_transform: applied to every batch's synthetic images before the model sees them (a MrGAN
+    refiner's s2r): refinement on the fly, with no refined copy on disk."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
@@ -180,7 +194,8 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
 
                 it = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
                           dynamic_ncols=True)
-            for images, labels, _is_real in it:
+            for images, labels, is_real in it:
+                images = refine_synthetic(images, is_real, synthetic_transform)
                 if cfg.augment:
                     images = augment(images, gen)
                 x = normalise(images.to(device, non_blocking=True), cfg.image_size)
