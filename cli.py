@@ -549,7 +549,7 @@ def gap(real_dir, synthetic, stream, variations, backgrounds, textures, supersam
 
 
 @main.command("experiment")
-@click.argument("table", type=click.Choice(["table1", "table2", "realism"]))
+@click.argument("table", type=click.Choice(["table1", "table2", "table3", "realism"]))
 @click.option("--data", "variant", default="c10-da4", show_default=True, type=click.Choice(["c10-da4", "da4", "da9"]))
 @click.option("--scale", default="quick", show_default=True, type=click.Choice(["paper", "quick"]))
 @click.option("--seeds", default="0,1,2", show_default=True, help="Comma list of seeds.")
@@ -576,8 +576,9 @@ def gap(real_dir, synthetic, stream, variations, backgrounds, textures, supersam
 @click.option("--quiet", is_flag=True)
 def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, backgrounds,
                paper_file, gap_images, out, quiet):
-    """Reproduce a paper table (table1: variation ablation, table2: mixing ratio; realism: the renderer's realism
-    changes one at a time, not in the paper); prints ours beside the paper's, with each synthetic set's domain gap.
+    """Reproduce a paper table (table1: variation ablation, table2: mixing ratio, table3: CycleGAN and MrGAN
+    refinement; realism: the renderer's realism changes one at a time, not in the paper); prints ours beside
+    the paper's, with each synthetic set's domain gap.
 
     Every configuration x seed is a resumable run under OUT/<table>/; run the command again to continue.
     """
@@ -599,9 +600,15 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     real_dir = _experiment_data(variant, cifar10, cifar100, out, counts)
     model_dir = _experiment_models(models, real_dir, out / f"models-{variant}")
     try:
-        text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers, epochs=epochs,
-                         paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,
-                         paper_label=paper_label, gap_images=gap_images)
+        if table == "table3":
+            from train.table3 import run_table3
+
+            text = run_table3(variant, real_dir, model_dir, out, scale, seed_list, epochs=epochs, log=click.echo,
+                              progress=not quiet, gap_images=gap_images, paper=paper, paper_label=paper_label)
+        else:
+            text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers,
+                             epochs=epochs, paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,
+                             paper_label=paper_label, gap_images=gap_images)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(f"\n{table} on {variant} ({scale}, seeds {seed_list}):\n\n{text}\n-> {out / table / 'table.md'}")

@@ -105,7 +105,7 @@ def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
     values = by_data.get(data, {}) if isinstance(by_data, dict) else None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected {{table: {{dataset: {{configuration: accuracy %}}}}}}")
-    names = {spec.name for spec in TABLES[table]}
+    names = set(row_names(table))
     for name, value in values.items():
         if name not in names:
             raise ValueError(f"{path}: {table} has no configuration {name!r} (it has: {', '.join(sorted(names))})")
@@ -114,14 +114,22 @@ def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
     return {name: float(v) for name, v in values.items()}
 
 
-def shipped_paper_values(table: str) -> tuple[PaperValues, str]:
+def row_names(table: str) -> list[str]:
+    if table == "table3":
+        from .table3 import TABLE3
+
+        return [row.name for row in TABLE3]
+    return [spec.name for spec in TABLES[table]]
+
+
+def shipped_paper_values(table: str, names: list[str] | None = None) -> tuple[PaperValues, str]:
     """The paper's figures for `table` as shipped with mixreal (train/paper_figures.json), and a label naming
     the paper's dataset and model."""
     tree = json.loads(PAPER_FIGURES.read_text())
     entry = tree["tables"].get(table)
     if entry is None:
         return {}, "paper"
-    names = {spec.name for spec in TABLES.get(table, [])}
+    names = set(row_names(table) if names is None else names)
     values = {k: float(v) for k, v in entry["rows"].items() if k in names}
     return values, f"paper: {entry['dataset']}; {entry['model']}"
 

@@ -1,0 +1,224 @@
+"""The paper's Table 3 as a command: raw, CycleGAN-refined and MrGAN-refined synthetic images, synthetic only
+and mixed with real images, every stage-2 mapping.
+
+Per seed s, under OUT/table3/:
+    gan/seed-s/rr-rs/       MrGAN, 2 stages; its stage 1 is the CycleGAN of the CycleGAN rows
+    gan/seed-s/r-rs, rr-s/  stage 1 copied from rr-rs (stage 1 does not depend on the mapping), stage 2 trained
+    pools/seed-s/<key>.npz  the synthetic images every classifier row of that seed draws from: the first
+                            POOL_IMAGES images of the default render stream, raw or refined (refining a pool
+                            once gives the pixels on-the-fly refinement gives, tested, at a fraction of the cost:
+                            every synthetic row then sees the same images, only their refinement differs)
+    <row>/seed-s/           a classifier run (a ratio sub-folder per candidate for mixed rows: the ratio is
+                            cross-validated on the validation split, as the paper does)
+Rows with "refined-real test" (rr-* mappings) move the real train/val/test images into the domain the
+refined images aim at (stage-1 refined real: the paper's synthetic-only MrGAN row).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+POOL_IMAGES = 50_000
+QUICK_RATIOS = ("1:1", "1:7")  # candidates of the mixed rows at quick scale (paper scale: 1:1, 1:3, 1:7, 1:15)
+PAPER_RATIOS = ("1:1", "1:3", "1:7", "1:15")
+MAPPINGS = ("rr-rs", "r-rs", "rr-s")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    ratio: str  # "1:0", "0:1" or "auto"
+    refiner: str | None = None  # None (raw), "cyclegan", or a mapping (2-stage MrGAN)
+    refine_real: bool = False
+
+
+TABLE3 = [
+    Row("real only", "1:0"),
+    Row("synthetic only: no refinement", "0:1"),
+    Row("synthetic only: CycleGAN-refined", "0:1", "cyclegan"),
+    Row("synthetic only: MrGAN-refined", "0:1", "rr-rs", True),  # the paper's row: rr-rs, refined-real test
+    Row("synthetic only: MrGAN r-rs", "0:1", "r-rs"),
+    Row("synthetic only: MrGAN rr-s, refined-real test", "0:1", "rr-s", True),
+    Row("real + synthetic (no refinement)", "auto"),
+    Row("real + CycleGAN-refined synthetic", "auto", "cyclegan"),
+    Row("real + MrGAN-refined synthetic", "auto", "rr-rs", True),
+    Row("real + MrGAN r-rs", "auto", "r-rs"),
+    Row("real + MrGAN rr-s, refined real", "auto", "rr-s", True),
+]
+
+
+class Pool(torch.utils.data.Dataset):
+    """Synthetic images held in memory (uint8 (N, 3, H, W)) with their labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, class_names: list[str]):
+        self.images, self.labels, self.class_names = images, labels, list(class_names)
+        self.missing_classes: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.images[i], int(self.labels[i])
+
+
+def gan_runs(out: Path, seed: int, real, models: Path, scale: str, feature_net, progress: bool, log,
+             overrides: dict | None = None) -> dict[str, Path]:
+    """Train (or resume) the MrGAN of every mapping for one seed; rr-rs first, its stage 1 shared."""
+    from .datasets import RenderStream
+    from .mrgan import GENERATORS, mrgan_preset, train_mrgan
+
+    root = out / "table3" / "gan" / f"seed-{seed}"
+    stream = RenderStream(models, _render_config(seed), class_names=real.class_names)
+    runs = {}
+    for mapping in MAPPINGS:
+        run = root / mapping
+        first = root / MAPPINGS[0] / "stage-1"
+        if mapping != MAPPINGS[0] and not (run / "stage-1" / GENERATORS).is_file():
+            tmp = run / ".stage-1.copy"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(first, tmp)
+            tmp.rename(run / "stage-1")
+        cfg = mrgan_preset(scale, stages=2, mapping=mapping, seed=seed, **(overrides or {}))
+        log(f"table3 | MrGAN {mapping} | seed {seed}")
+        train_mrgan(cfg, real, stream, run, feature_net=feature_net, progress=progress,
+                    log=lambda m, k=mapping: log(f"  {k}: {m}"))
+        runs[mapping] = run
+    return runs
+
+
+def _render_config(seed: int):
+    from renderer import RenderConfig
+
+    return RenderConfig(size=32, seed=seed)
+
+
+def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, class_names: list[str],
+         n: int = POOL_IMAGES) -> Pool:
+    """The seed's synthetic pool, raw (key None) or refined by a refiner key, cached as .npz."""
+    from .cifar_da import _atomic_savez
+    from .datasets import RenderStream
+
+    name = key or "raw"
+    path = out / "table3" / "pools" / f"seed-{seed}" / f"{name}-{n}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as d:
+            return Pool(torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), class_names)
+    if key is None:
+        stream = RenderStream(models, _render_config(seed), class_names=class_names, length=n, block=256)
+        images, labels = [], []
+        for x, y in stream:
+            images.append(x)
+            labels.append(y)
+        images, labels = torch.cat(images), torch.cat(labels)
+        if (labels < 0).any():  # models outside the classes: RenderStream keeps them in block mode
+            keep = labels >= 0
+            images, labels = images[keep], labels[keep]
+    else:
+        raw = pool(out, seed, None, runs, models, class_names, n)
+        ref = _refiner(key, runs)
+        images, labels = ref.s2r(raw.images), raw.labels
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_savez(path, images=images.numpy(), labels=labels.numpy())
+    return Pool(images, labels, class_names)
+
+
+def _refiner(key: str, runs: dict[str, Path]):
+    from .mrgan import Refiner
+
+    return Refiner.load(runs[MAPPINGS[0]], stage=1) if key == "cyclegan" else Refiner.load(runs[key])
+
+
+def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
+               epochs: int | None = None, log=print, progress: bool = True, gap_images: int = 2000,
+               paper: dict[str, float] | None = None, paper_label: str | None = None,
+               gan_overrides: dict | None = None, pool_images: int = POOL_IMAGES) -> str:
+    """Every row of Table 3 for each seed, seed by seed (GANs first), rewriting table.md after every run.
+    gan_overrides: mrgan_preset keywords (iterations, batch_size, ...) for every GAN; pool_images: the size of
+    each seed's synthetic pool."""
+    from .config import preset
+    from .datasets import RealDataset
+    from .experiments import _write_table, shipped_paper_values, slug
+    from .gap import cached_feature_net
+    from .loop import train_classifier
+
+    splits = {s: RealDataset.from_split(real_dir, s) for s in ("train", "val", "test")}
+    classes = splits["train"].class_names
+    if paper is None:
+        paper, shipped_label = shipped_paper_values("table3", [row.name for row in TABLE3])
+        paper_label = paper_label or shipped_label
+    net = cached_feature_net(real_dir, progress=progress, log=log)
+    results: dict[str, list[float]] = {row.name: [] for row in TABLE3}
+    details: dict[str, list[dict]] = {row.name: [] for row in TABLE3}
+    gaps_by_seed: dict[str, list[dict]] = {}
+    ratios = QUICK_RATIOS if scale == "quick" else PAPER_RATIOS
+    text = ""
+    for seed in seeds:
+        runs = gan_runs(out, seed, splits["train"], models, scale, net, progress, log, gan_overrides)
+        for row in TABLE3:
+            real = splits
+            if row.refine_real:
+                ref = _refiner(row.refiner, runs)
+                real = {k: v.mapped(ref.real_domain) for k, v in splits.items()}
+            syn = pool(out, seed, row.refiner, runs, models, classes, pool_images) if row.ratio != "1:0" else None
+            if syn is not None and gap_images:
+                gaps_by_seed.setdefault(row.name, []).append(
+                    _gap(out / "table3" / slug(row.name) / f"seed-{seed}" / "gap.json", net, real["train"], syn,
+                         gap_images))
+            candidates = ratios if row.ratio == "auto" else (row.ratio,)
+            summaries = {}
+            for ratio in candidates:
+                run = out / "table3" / slug(row.name) / f"seed-{seed}"
+                if row.ratio == "auto":
+                    run = run / f"ratio-{ratio.replace(':', '-')}"
+                cfg = preset("resnet20", scale, real_only=ratio == "1:0", ratio=ratio, seed=seed, workers=0,
+                             epochs=epochs,
+                             refiner=None if row.refiner is None else f"table3 {row.refiner} seed {seed}",
+                             refine_real=f"table3 {row.refiner} seed {seed}" if row.refine_real else None)
+                cfg = replace(cfg, extra={"table": "table3", "data": data, "configuration": row.name})
+                if not _finished(run, cfg.epochs):
+                    log(f"table3 | {row.name} | seed {seed} | ratio {ratio}")
+                    train_classifier(cfg, real["train"], real["val"], real["test"], syn, run, classes,
+                                     progress=progress, log=lambda m: log(m) if m.startswith("warning") else None)
+                summaries[ratio] = json.loads((run / "summary.json").read_text())
+            best = max(summaries, key=lambda r: summaries[r]["best_val_acc"])
+            results[row.name].append(summaries[best]["test_acc_at_best_val"])
+            details[row.name].append({**summaries[best], "chosen_ratio": best})
+            gaps = {name: {"kid": float(np.mean([g["kid"] for g in gs])),
+                           "accuracy": float(np.mean([g["accuracy"] for g in gs]))}
+                    for name, gs in gaps_by_seed.items()}
+            text = _write_table("table3", data, scale, seeds, results, out, paper, details, paper_label, gaps)
+            _write_ratios(out, details)
+    return text
+
+
+def _finished(run: Path, epochs: int) -> bool:
+    from .experiments import finished
+
+    return finished(run, epochs)
+
+
+def _gap(path: Path, net, real, syn: Pool, n: int) -> dict:
+    """KID of a pool's first n images against the real train images the row tests against."""
+    from renderer.export import atomic_write_text
+
+    from .gap import measure
+
+    if path.is_file():
+        return json.loads(path.read_text())
+    report, _ = measure(net, real.images, real.labels, syn.images[:n], syn.labels[:n], real.class_names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report.to_dict()
+
+
+def _write_ratios(out: Path, details: dict[str, list[dict]]) -> None:
+    from renderer.export import atomic_write_text
+
+    chosen = {name: [d.get("chosen_ratio") for d in ds] for name, ds in details.items() if ds}
+    atomic_write_text(out / "table3" / "chosen_ratios.json", json.dumps(chosen, indent=2) + "\n")
