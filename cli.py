@@ -374,12 +374,14 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None, help="A checkpoint every N steps.")
 @click.option("--features", "features_run", type=click.Path(exists=True, path_type=Path), default=None,
               help="Classifier run for the KID features (default: the cached real-only one of REAL).")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the training steps (default: on; a minute of compiling per stage).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_mrgan_cmd(real_dir, synthetic, stream, variations, backgrounds, textures, supersample, stages, mapping,
                     scale, iterations, batch_size, pretrain, residual_blocks, seed, gap_every, sample_every,
-                    checkpoint_every, features_run, device, out, quiet):
+                    checkpoint_every, features_run, compile_, device, out, quiet):
     """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
 
     Writes RUN/mrgan.json and RUN/stage-K/ (checkpoint.pt, generators.pt, metrics.csv, losses.png, TensorBoard
@@ -407,7 +409,8 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, backgrounds, textur
         cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, iterations=iterations,
                            batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
                            residual_blocks=residual_blocks, seed=seed, gap_every=gap_every,
-                           sample_every=sample_every, checkpoint_every=checkpoint_every, device=device)
+                           sample_every=sample_every, checkpoint_every=checkpoint_every, device=device,
+                           compile=compile_)
         net = None
         if cfg.gap_every:
             net = (meter.load_feature_net(features_run) if features_run is not None

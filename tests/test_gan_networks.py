@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from train.gan_networks import GanNetworks, build_discriminator, build_generator, layer_list
+from train.gan_networks import GanNetworks, InstanceNorm, build_discriminator, build_generator, layer_list
 
 
 def test_generator_is_the_appendix_network():
@@ -32,11 +32,22 @@ def test_init_as_the_appendix_says():
     torch.manual_seed(0)
     g = build_generator(GanNetworks(residual_blocks=2))
     convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
-    norms = [m for m in g.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    norms = [m for m in g.modules() if isinstance(m, InstanceNorm)]
     w = torch.cat([c.weight.flatten() for c in convs])
     assert abs(w.mean()) < 2e-3 and abs(w.std() - 0.02) < 2e-3
     assert all(c.bias.abs().max() == 0 for c in convs)
     scales = torch.cat([n.weight for n in norms])
     assert abs(scales.mean()) < 0.01 and all(n.bias.abs().max() == 0 for n in norms)
     ref = build_generator(GanNetworks(residual_blocks=2, norm_scale_mean=1.0))
-    assert abs(torch.cat([n.weight for n in ref.modules() if isinstance(n, torch.nn.InstanceNorm2d)]).mean() - 1) < 0.01
+    assert abs(torch.cat([n.weight for n in ref.modules() if isinstance(n, InstanceNorm)]).mean() - 1) < 0.01
+
+
+def test_instance_norm_is_torchs_instance_norm_in_any_memory_format():
+    torch.manual_seed(0)
+    ours, ref = InstanceNorm(8), torch.nn.InstanceNorm2d(8, affine=True)
+    torch.nn.init.normal_(ours.weight)
+    torch.nn.init.normal_(ours.bias)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 8, 6, 5) * 4 + 2
+    assert torch.allclose(ours(x), ref(x), atol=1e-5)
+    assert torch.allclose(ours(x.contiguous(memory_format=torch.channels_last)), ref(x), atol=1e-5)

@@ -9,7 +9,7 @@ from train.table3 import TABLE3, run_table3
 
 def test_table3_runs_every_row_and_resumes(tiny_real, default_models, tmp_path):
     tiny = {"iterations": 2, "pretrain_g": 1, "pretrain_d": 1, "batch_size": 8, "residual_blocks": 1,
-            "gap_every": 0, "sample_every": 4}
+            "gap_every": 0, "sample_every": 4, "compile": False}
     args = dict(epochs=1, progress=False, gap_images=32, gan_overrides=tiny, pool_images=96)
     logs: list[str] = []
     text = run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append, **args)

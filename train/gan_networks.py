@@ -37,8 +37,17 @@ class GanNetworks:
         return (64, 128) if image_size <= 64 else (64, 128, 256, 512)
 
 
-def _norm(channels: int) -> nn.InstanceNorm2d:
-    return nn.InstanceNorm2d(channels, affine=True)
+class InstanceNorm(nn.GroupNorm):
+    """Instance normalisation with a learnt scale and shift per channel, as GroupNorm with one channel per
+    group: the same maths as nn.InstanceNorm2d(affine=True), but GroupNorm's kernels take channels_last
+    tensors as they are, where InstanceNorm2d copies them to NCHW and back at every layer."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels, channels, eps=1e-5, affine=True)
+
+
+def _norm(channels: int) -> InstanceNorm:
+    return InstanceNorm(channels)
 
 
 class ResidualBlock(nn.Module):
@@ -100,7 +109,7 @@ def init_weights(module: nn.Module, std: float = 0.02, norm_scale_mean: float = 
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d)) and m.affine:
+        elif isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d, nn.BatchNorm2d)) and m.affine:
             nn.init.normal_(m.weight, norm_scale_mean, std)
             nn.init.zeros_(m.bias)
 

@@ -65,6 +65,7 @@ class MrGanConfig:
     gap_every: int = 500  # 0: no KID while training
     gap_images: int = 500
     device: str = "auto"
+    compile: bool = False  # torch.compile the training steps (needs a C++ compiler on CPU; see new_stage)
 
     def __post_init__(self):
         if self.mapping not in MAPPINGS:
@@ -114,6 +115,7 @@ def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrG
     rest = {k: v for k, v in overrides.items() if k not in gan_keys | {"residual_blocks"} and v is not None}
     every = {"checkpoint_every": 100, "sample_every": 500, "gap_every": 500} if scale == "quick" else \
         {"checkpoint_every": 500, "sample_every": 2000, "gap_every": 2000}
+    every["compile"] = True  # a minute of compiling pays for itself within the first few hundred steps
     return MrGanConfig(scale=scale, image_size=image_size, cyclegan=gan, **{**every, **rest})
 
 
@@ -364,6 +366,17 @@ def _stage_complete(stage_dir: Path, cfg: MrGanConfig, k: int) -> bool:
     return state.get("config") == _comparable(cfg, k)
 
 
+def can_compile(device: torch.device, log=print) -> bool:
+    """torch.compile builds C++ kernels on a CPU: without a compiler, train uncompiled (and say so)."""
+    import os
+    import shutil
+
+    if device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
+        log("note: no C++ compiler (g++) found: training without torch.compile")
+        return False
+    return True
+
+
 def _total_steps(g: CycleGanConfig) -> int:
     return g.pretrain_g + g.pretrain_d + g.iterations
 
@@ -375,7 +388,7 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
 
     g = cfg.cyclegan
     out.mkdir(parents=True, exist_ok=True)
-    st = new_stage(g, cfg.image_size, device)
+    st = new_stage(g, cfg.image_size, device, compile=cfg.compile and can_compile(device, log))
     ckpt = out / CHECKPOINT
     step = 0
     if ckpt.is_file():
