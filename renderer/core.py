@@ -501,12 +501,18 @@ class Renderer:
 
 
 def box_filter(images: np.ndarray, k: int) -> np.ndarray:
-    """(N, k h, k w, C) uint8 -> (N, h, w, C): each output pixel the rounded mean of its k x k samples."""
+    """(N, k h, k w, C) uint8 -> (N, h, w, C): each output pixel the rounded mean of its k x k samples.
+    Summed as k * k strided views: several times faster than a reshape-and-reduce, with the same integers."""
     if k == 1:
         return images
-    n, hk, wk, c = images.shape
-    blocks = images.reshape(n, hk // k, k, wk // k, k, c).astype(np.uint16).sum(axis=(2, 4), dtype=np.uint16)
-    return ((blocks + (k * k) // 2) // (k * k)).astype(np.uint8)
+    total = images[:, 0::k, 0::k].astype(np.uint16)
+    for dy in range(k):
+        for dx in range(k):
+            if dy or dx:
+                total += images[:, dy::k, dx::k]
+    total += (k * k) // 2
+    total //= k * k
+    return total.astype(np.uint8)
 
 
 def hull_points(positions: np.ndarray, limit: int = 512) -> np.ndarray:

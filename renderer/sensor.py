@@ -26,18 +26,29 @@ def apply_sensor(images: np.ndarray, t: ParamTable) -> np.ndarray:
     from scipy.ndimage import gaussian_filter
 
     out = images.copy()
-    for i in np.nonzero(active)[0]:
-        x = images[i].astype(np.float32) * wb[i].astype(np.float32)[None, None, :]
+    idx = np.nonzero(active)[0]
+    # white balance for every active image at once: the same float32 products as image by image
+    x_all = images[idx].astype(np.float32) * wb[idx].astype(np.float32)[:, None, None, :]
+    for j, i in enumerate(idx):
+        x = x_all[j]
         if blur[i] > 0.05:
             x = gaussian_filter(x, sigma=(blur[i], blur[i], 0.0), mode="nearest", truncate=3.0)
         if noise[i] > 0:
             rng = np.random.default_rng(int(t["sensor_seed"][i]))
             x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(255.0 * noise[i])
-        img = np.clip(x + 0.5, 0, 255).astype(np.uint8)
+        x_all[j] = x
+    coded = np.clip(x_all + 0.5, 0, 255).astype(np.uint8)
+    for j, i in enumerate(idx):
         if jpeg[i] > 0:
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="JPEG", quality=int(jpeg[i]))
-            with Image.open(io.BytesIO(buf.getvalue())) as im:
-                img = np.asarray(im.convert("RGB"))
-        out[i] = img
+            coded[j] = _jpeg(coded[j], int(jpeg[i]), Image)
+    out[idx] = coded
     return out
+
+
+def _jpeg(img: np.ndarray, quality: int, Image) -> np.ndarray:
+    """Through libjpeg (Pillow) at `quality` and back; decoded straight from the stream (frombytes), which
+    skips the file-format parsing of Image.open and gives the same pixels."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    h, w = img.shape[:2]
+    return np.asarray(Image.frombytes("RGB", (w, h), buf.getvalue(), "jpeg", "RGB", ""))
