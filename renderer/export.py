@@ -102,11 +102,14 @@ def shard_manifest(shard: tuple[int, int]) -> str:
     return MANIFEST if n == 1 else f"manifest.shard-{k}-of-{n}.jsonl"
 
 
+RECORDS = ("rendered_on",)  # kept in render.json, not settings: they may differ between shards and resumes
+
+
 def check_settings(out: Path, settings: dict) -> None:
     """Write OUT/render.json on first use; refuse a folder rendered with other settings."""
     settings_path = out / SETTINGS
     if settings_path.is_file():
-        previous = json.loads(settings_path.read_text())
+        previous = {k: v for k, v in json.loads(settings_path.read_text()).items() if k not in RECORDS}
         if previous != settings:
             changed = sorted(k for k in settings if previous.get(k) != settings[k])
             raise OutputMismatch(
@@ -115,6 +118,15 @@ def check_settings(out: Path, settings: dict) -> None:
             )
     else:
         atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
+
+
+def record_device(out: Path, shard: tuple[int, int], device: str) -> None:
+    """render.json's `rendered_on`: which device (GPU or llvmpipe, and how it was chosen) rendered each shard.
+    Shards of one job may write at the same time: a lost update here loses a note, never an image."""
+    path = out / SETTINGS
+    data = json.loads(path.read_text())
+    data.setdefault("rendered_on", {})[f"{shard[0]}/{shard[1]}"] = device
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def done_entries(out: Path) -> dict[str, dict]:
@@ -163,6 +175,8 @@ def render_dataset(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, settings_of(renderer.config, models_root))
+    record_device(out, shard, renderer.ctx.extra.get("device", "unknown") if isinstance(renderer.ctx.extra, dict)
+                  else "unknown")
     if shard[1] == 1:  # a job killed mid-write leaves temp files (SIGKILL skips cleanup)
         for stale in out.rglob(".*.tmp"):
             stale.unlink(missing_ok=True)

@@ -46,26 +46,35 @@ def _load_triton_first() -> None:
 
 
 def create_context(device: int | None = None) -> moderngl.Context:
-    """A standalone EGL context; `device` picks one EGL device (GPU index) when several exist.
+    """A standalone EGL context; `device` is a GPU as CUDA numbers it in this process (renderer.devices maps
+    it to its EGL device, so CUDA_VISIBLE_DEVICES is respected). `ctx.extra["device"]` says which device it is
+    and how it was chosen.
 
     On a machine without a GPU the only device is Mesa's software rasteriser, so any index
     falls back to it rather than failing: a render job written for a GPU box still runs here.
     """
+    import sys
+
+    from .devices import resolve
+
     _load_triton_first()
     kwargs: dict = {"standalone": True, "backend": "egl", "require": GL_VERSION}
-    if device is not None:
-        kwargs["device_index"] = int(device)
+    index, how = resolve(device, warn=lambda m: print(m, file=sys.stderr))
+    if index is not None:
+        kwargs["device_index"] = index
     try:
         ctx = moderngl.create_context(**kwargs)
     except Exception as exc:  # glcontext raises plain Exceptions with driver text
-        if device is not None:
+        if index is not None:
             try:
                 kwargs.pop("device_index")
                 ctx = moderngl.create_context(**kwargs)
+                how = f"EGL's default device (EGL device {index} could not be opened: {_first_line(exc)})"
             except Exception:
                 raise PlatformError(EGL_HELP.format(reason=_first_line(exc))) from None
         else:
             raise PlatformError(EGL_HELP.format(reason=_first_line(exc))) from None
+    ctx.extra = {"device": f"{ctx.info['GL_RENDERER']}: {how}"}
     return ctx
 
 
