@@ -317,13 +317,17 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample)
         syn = _synthetic_source(synthetic, stream, classes, seed, model, **render) if needs_synthetic else None
         transform, notes = None, {}
+        if refiner is not None or refine_real is not None:
+            from train.loop import pick_device
+
+            gan_device = pick_device(device)  # the generators run where the classifier trains
         if refiner is not None:
             from train.mrgan import Refiner
 
-            ref = Refiner.load(refiner, refiner_stage)
+            ref = Refiner.load(refiner, refiner_stage, gan_device)
             transform, notes["refiner"] = ref.s2r, ref.source
         if refine_real is not None:
-            train, val, test, notes["refine_real"] = _refined_real(refine_real, train, val, test)
+            train, val, test, notes["refine_real"] = _refined_real(refine_real, gan_device, train, val, test)
         results = {}
         for r in ratios:
             cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr, batch_size=batch_size,
@@ -451,11 +455,11 @@ def _real_split(folder: Path, split: str):
     return RealDataset.from_split(folder, split)
 
 
-def _refined_real(run: Path, *splits):
+def _refined_real(run: Path, device, *splits):
     """The real splits moved into a MrGAN run's refined-image domain, and what to record of it."""
     from train.mrgan import Refiner
 
-    ref = Refiner.load(run)
+    ref = Refiner.load(run, device=device)
     if not ref.moves_real():
         click.echo(f"note: {run} maps {ref.mapping}: its refined images aim at the real images themselves; "
                    "--refine-real leaves them unchanged", err=True)

@@ -414,8 +414,6 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
         from tqdm import tqdm
 
         bar = tqdm(total=total, initial=step, desc=f"stage {k}/{cfg.stages}", unit="step", dynamic_ncols=True)
-    if step == 0 and gap_set is not None:
-        rows.append(_gap_row(cfg, k, 0, prev, st, gap_set, real_images, real_labels, feature_net, device))
     for step in steps:
         gen = _step_generator(g.seed, k, step)
         s_u8, s_lab = source.batch(step, g.batch_size)
@@ -448,8 +446,8 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
                 bar.set_postfix({n: f"{row[n]:.3f}" for n in ("g_adv", "cycle", "d", "pretrain_g_l1", "pretrain_d")
                                  if n in row})
             sums, count, t0 = {}, 0, time.perf_counter()
-        main_done = done - g.pretrain_g - g.pretrain_d  # main iterations finished
-        if gap_set is not None and main_done > 0 and (main_done % cfg.gap_every == 0 or done == total):
+        main_done = done - g.pretrain_g - g.pretrain_d  # main iterations finished (0: pre-training just ended)
+        if gap_set is not None and main_done >= 0 and (main_done % cfg.gap_every == 0 or done == total):
             row = _gap_row(cfg, k, done, prev, st, gap_set, real_images, real_labels, feature_net, device)
             rows.append(row)
             log(f"stage {k}, step {done}: KID x 100 refined synthetic vs real {100 * row['kid_to_real']:.2f}"

@@ -129,9 +129,14 @@ def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, cl
 
 
 def _refiner(key: str, runs: dict[str, Path]):
+    """The generators of a row's refiner, on the device the classifiers train on."""
+    from .loop import pick_device
     from .mrgan import Refiner
 
-    return Refiner.load(runs[MAPPINGS[0]], stage=1) if key == "cyclegan" else Refiner.load(runs[key])
+    device = pick_device("auto")
+    if key == "cyclegan":
+        return Refiner.load(runs[MAPPINGS[0]], stage=1, device=device)
+    return Refiner.load(runs[key], device=device)
 
 
 def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
