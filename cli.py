@@ -126,9 +126,14 @@ def main() -> None:
 @click.option("--shard", default="0/1", show_default=True, callback=lambda c, p, v: _parse_shard(v),
               help="K/N: render only shard K (0-based) of N, e.g. one per machine into a shared OUT; "
                    "then run once without --shard to merge the manifests.")
+@click.option("--format", "fmt", default="png", show_default=True, type=click.Choice(["png", "webdataset"]),
+              help="png: OUT/<class>/*.png + manifest.jsonl; webdataset: tar shards + _info.json (for clusters).")
+@click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(1),
+              help="Images per tar with --format webdataset.")
 def render(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds, lod,
-           per_model, per_class, out, quiet, workers, shard):
-    """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl.
+           per_model, per_class, out, quiet, workers, shard, fmt, shard_size):
+    """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl, or WebDataset shards
+    (OUT/mixreal-NNNNNN.tar with .png, .cls and .json per image, and OUT/_info.json).
 
     Re-running the same command resumes where it stopped. Every image depends only on (seed, model,
     index), so shards, workers and resumed runs give the same files.
@@ -144,7 +149,14 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
     root, library = _load_library(models, classes)
     config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample)
     try:
-        if workers > 1:
+        if fmt == "webdataset":
+            from renderer.shards import render_shards
+
+            if workers > 1:
+                _fail("--format webdataset renders in one process per machine (use --shard K/N across machines)")
+            summary = render_shards(Renderer(library, config), out, per_model, root, shard_size,
+                                    progress=not quiet, shard=shard, per_class=per_class)
+        elif workers > 1:
             summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet,
                                       per_class=per_class)
         else:

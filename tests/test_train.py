@@ -180,3 +180,24 @@ def test_synthetic_only_stream_takes_render_options_and_the_mixed_budget(default
     cfg = preset("resnet20", "quick", ratio="0:1", batch_size=32)
     assert epoch_batches(cfg, 8) == 4 and epoch_batches(replace(cfg, ratio="1:0"), 8) == 1
     assert float(metrics[1].split(",")[-1]) > 0  # images/s of an epoch that ran
+
+
+def test_unreadable_synthetic_images_are_reported_once_and_skipped(tiny_real, rendered32, tmp_path):
+    import shutil
+
+    syn = tmp_path / "syn"
+    shutil.copytree(rendered32, syn)
+    pngs = sorted(syn.rglob("*.png"))
+    broken = pngs[::3]
+    for p in broken:  # truncated mid-file, as a killed copy leaves it
+        p.write_bytes(p.read_bytes()[:40])
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(tiny_real), "--synthetic", str(syn), "--ratio",
+                                  "1:3", "--epochs", "2", "--batch-size", "32", "--scale", "quick", "--workers", "0",
+                                  "--quiet", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["unreadable_synthetic_images"] > 0
+    reports = [line for line in r.output.splitlines() if "unreadable image" in line]
+    assert reports and len(reports) == len(set(reports))  # each file named once
+    assert all(any(str(p) in line for p in broken) for line in reports)

@@ -7,6 +7,7 @@ Images come out as uint8 tensors (3, H, W), labels as class indices into a share
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,9 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from .classes import canonical
+
+MAX_SKIP = 64  # unreadable images in a row before a folder is taken to be damaged
+_REPORTED: set[str] = set()  # unreadable files already reported by this process
 
 
 class RealDataset(Dataset):
@@ -47,7 +51,8 @@ class RealDataset(Dataset):
 
 
 class RenderedDataset(Dataset):
-    """A folder written by `mixreal render`: OUT/<class>/*.png listed in OUT/manifest.jsonl.
+    """A folder written by `mixreal render`: OUT/<class>/*.png listed in OUT/manifest.jsonl, or WebDataset
+    shards (OUT/*.tar with _info.json, `mixreal render --format webdataset`).
 
     `class_names` fixes the label indices (e.g. the real set's classes); images of other classes are
     left out. `params(i)` gives image i's latent parameters as the renderer recorded them.
@@ -55,12 +60,19 @@ class RenderedDataset(Dataset):
 
     def __init__(self, root: Path, class_names: list[str] | None = None):
         from renderer.export import MANIFEST, read_manifest
+        from renderer.shards import INFO, index_shards
 
         self.root = Path(root)
         manifest = self.root / MANIFEST
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest}: no manifest (is {self.root} a `mixreal render` output?)")
-        entries = read_manifest(manifest)
+        self._handles: dict[str, object] = {}
+        if manifest.is_file():
+            entries = read_manifest(manifest)
+        elif (self.root / INFO).is_file() or any(self.root.glob("*.tar")):
+            entries = index_shards(self.root, warn=lambda m: print(m, file=sys.stderr))
+            manifest = self.root / INFO
+        else:
+            raise FileNotFoundError(f"{manifest}: no manifest and no shards (is {self.root} a `mixreal render` "
+                                    "output?)")
         if not entries:
             raise ValueError(f"{manifest}: empty manifest")
         found = sorted({canonical(e["class"]) for e in entries})
@@ -74,15 +86,45 @@ class RenderedDataset(Dataset):
         return len(self.entries)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.load(i)[:2]
+
+    def load(self, i: int) -> tuple[torch.Tensor, int, bool]:
+        """(image, label, read): an unreadable image (corrupt, truncated, gone) is reported once by name and
+        its place taken by the next readable one, so one bad file never ends a long run; `read` is False
+        then, for the trainer's count of skipped images."""
+        n = len(self.entries)
+        for k in range(min(n, MAX_SKIP)):
+            j = (i + k) % n
+            try:
+                return self._read(j), int(self.labels[j]), k == 0
+            except OSError as exc:
+                path = str(self.root / self.entries[j]["path"])
+                if path not in _REPORTED:
+                    _REPORTED.add(path)
+                    print(f"warning: {path}: unreadable image ({exc}); skipped", file=sys.stderr, flush=True)
+        raise OSError(f"{self.root}: {min(n, MAX_SKIP)} images in a row are unreadable; is the folder damaged?")
+
+    def _read(self, i: int) -> torch.Tensor:
+        import io
+
         from PIL import Image
 
-        path = self.root / self.entries[i]["path"]
-        try:
-            with Image.open(path) as im:
-                a = np.asarray(im.convert("RGB"))
-        except OSError as exc:
-            raise OSError(f"{path}: unreadable image ({exc})") from None
-        return torch.from_numpy(a.copy()).permute(2, 0, 1), int(self.labels[i])
+        e = self.entries[i]
+        if "_tar" in e:  # a WebDataset shard: the PNG's bytes at their offset in the tar
+            f = self._handles.get(e["_tar"])
+            if f is None:
+                f = self._handles[e["_tar"]] = open(self.root / e["_tar"], "rb")  # noqa: SIM115 (kept open)
+            offset, size = e["_png"]
+            f.seek(offset)
+            source = io.BytesIO(f.read(size))
+        else:
+            source = self.root / e["path"]
+        with Image.open(source) as im:
+            a = np.asarray(im.convert("RGB"))
+        return torch.from_numpy(a.copy()).permute(2, 0, 1)
+
+    def __getstate__(self) -> dict:  # open shard files stay with the process that opened them
+        return {**self.__dict__, "_handles": {}}
 
     def params(self, i: int) -> dict:
         return self.entries[i]["params"]

@@ -257,6 +257,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         "epochs": len(rows),
         "classes": list(class_names),
         "real_train_images": len(train) if train is not None else 0,
+        "unreadable_synthetic_images": batches.skipped,  # in this session: replaced, reported by name
         "parameters": count_parameters(model),
         "device": str(device),
         "config": replace(cfg).to_dict(),

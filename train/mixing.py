@@ -92,6 +92,7 @@ class MixedBatches:
         self._start_epoch = start_epoch
         self._epoch_batches = epoch_batches
         self._syn_iter: Iterator | None = None
+        self.skipped = 0  # unreadable synthetic images replaced by readable ones (RenderedDataset.load)
         self._workers = workers
         if self.n_real:
             self._real_images, self._real_labels = _as_tensors(real)
@@ -116,6 +117,8 @@ class MixedBatches:
                 stream.with_index = False
                 loader = stream_loader(stream, batch_size=None, workers=self._workers)
             else:
+                if hasattr(syn, "load"):  # a dataset that can tell an image it skipped: count them
+                    syn = _Flagged(syn)
                 loader = DataLoader(syn, batch_size=self.n_syn, sampler=_Reshuffling(len(syn), self.seed + 1, offset),
                                     num_workers=self._workers)
             # a DataLoader draws its workers' seeds from the global RNG: shield it, so that dropout and
@@ -146,13 +149,29 @@ class MixedBatches:
                 real_x = real_y = None
             parts_x, parts_y = ([real_x], [real_y]) if n_real else ([], [])
             if self.n_syn:
-                sx, sy = next(self._synthetic_blocks())[:2]  # a whole block, always: see the module doc
+                block = next(self._synthetic_blocks())  # a whole block, always: see the module doc
+                sx, sy = block[:2]
+                if len(block) > 2 and block[2].dtype == torch.bool:
+                    self.skipped += int((~block[2][:n_syn]).sum())
                 parts_x.append(sx[:n_syn])
                 parts_y.append(sy[:n_syn])
             images, labels = torch.cat(parts_x), torch.cat(parts_y)
             is_real = torch.zeros(len(labels), dtype=torch.bool)
             is_real[:n_real] = True
             yield images, labels, is_real
+
+
+class _Flagged(Dataset):
+    """(image, label, read) items of a dataset with a `load` method."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        return self.ds.load(i)
 
 
 def stream_loader(stream: IterableDataset, batch_size: int | None, workers: int = 0, **kwargs) -> DataLoader:
