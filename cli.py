@@ -362,8 +362,11 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         summary = results[best]
     else:
         summary = results[ratios[0]]
-    click.echo(f"test accuracy at the best validation epoch ({summary['best_epoch']}): "
-               f"{100 * summary['test_acc_at_best_val']:.2f}% -> {out / 'summary.json'}")
+    import os
+
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        click.echo(f"test accuracy at the best validation epoch ({summary['best_epoch']}): "
+                   f"{100 * summary['test_acc_at_best_val']:.2f}% -> {out / 'summary.json'}")
 
 
 @train_group.command("mrgan")

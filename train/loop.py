@@ -143,9 +143,14 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
 
     synthetic_transform: applied to every batch's synthetic images before the model sees them (a MrGAN
     refiner's s2r): refinement on the fly, with no refined copy on disk."""
+    from . import distributed
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    dd = distributed.setup(cfg.device)  # under torchrun: this rank's share of every batch; else one process
+    device = dd.device
+    if not dd.main:
+        log = _silent
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg.model, len(class_names), cfg.image_size).to(device, memory_format=torch.channels_last)
@@ -173,18 +178,23 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         log(f"resuming {out} after epoch {start_epoch} (best validation {100 * best['val_acc']:.2f}%)")
     rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] < start_epoch]
 
-    runner = torch.compile(model) if cfg.compile else model
+    runner = model
+    if dd.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    runner = torch.compile(runner) if cfg.compile else runner
     n_batches = (epoch_batches(cfg, len(train)) if train is not None
                  else max(1, len(val) * 10 // cfg.batch_size))
     batches = MixedBatches(train, synthetic, cfg.ratio, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
-                           start_epoch=start_epoch, epoch_batches=n_batches)
-    writer = tensorboard_writer(out / "tensorboard")
+                           start_epoch=start_epoch, epoch_batches=n_batches, rank=dd.rank, world=dd.world)
+    writer = tensorboard_writer(out / "tensorboard") if dd.main else None
     amp = cfg.amp and device.type == "cuda"
     title = f"{cfg.model}, ratio {cfg.ratio}, augment {'on' if cfg.augment else 'off'}, seed {cfg.seed}"
     try:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 7919 * dd.rank)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
             seen, t0 = 0, time.perf_counter()
@@ -210,6 +220,9 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()
                 seen += len(y)
+            seen_t = torch.tensor(seen, device=device)
+            loss_sum, correct, seen_t = distributed.sum_across(dd, loss_sum, correct, seen_t)
+            seen = int(seen_t)
             lr = opt.param_groups[0]["lr"]
             sched.step()
             seconds = time.perf_counter() - t0
@@ -224,17 +237,21 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                 for k in ("train_loss", "train_acc", "val_acc", "test_acc", "lr", "images_per_s"):
                     writer.add_scalar(k, row[k], epoch + 1)
                 writer.flush()
-            if val_acc > best["val_acc"]:
+            improved = val_acc > best["val_acc"]  # the same on every rank: the same weights, the same images
+            if improved:
                 best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch,
                         "test": test_breakdown(test_pred, test.labels, list(class_names))}
-                save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+            if dd.main:  # rank 0 alone writes
+                if improved:
+                    save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch,
+                                                "config": cfg.to_dict(), "class_names": list(class_names)})
+                save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                            "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                                            "epoch": epoch, "best": best, "config": cfg.to_dict(),
                                             "class_names": list(class_names)})
-            save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                        "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                                        "epoch": epoch, "best": best, "config": cfg.to_dict(),
-                                        "class_names": list(class_names)})
-            write_metrics(out / "metrics.csv", rows)
-            plot_curves(out / "accuracy.png", rows, title)
+                write_metrics(out / "metrics.csv", rows)
+                plot_curves(out / "accuracy.png", rows, title)
+            distributed.barrier(dd)
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}, train {100 * row['train_acc']:.1f}%, "
                 f"val {100 * val_acc:.2f}%, test {100 * test_acc:.2f}% ({row['images_per_s']:.0f} img/s)")
     finally:
@@ -260,7 +277,13 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         "unreadable_synthetic_images": batches.skipped,  # in this session: replaced, reported by name
         "parameters": count_parameters(model),
         "device": str(device),
+        "world_size": dd.world,
         "config": replace(cfg).to_dict(),
     }
-    write_summary(out / "summary.json", summary)
+    if dd.main:
+        write_summary(out / "summary.json", summary)
     return summary
+
+
+def _silent(message: str) -> None:
+    """Log of ranks other than 0: they train and say nothing."""

@@ -60,15 +60,24 @@ def batches_per_epoch(real_images: int, ratio: Ratio, batch_size: int, last: str
 
 
 class _Reshuffling(Sampler):
-    """Endless indices: a fresh seeded permutation of the dataset each pass, from position `offset`."""
+    """Endless indices: a fresh seeded permutation of the dataset each pass, from position `offset`. With
+    `part` (rank, world), the stream is cut into blocks of `block` positions and this rank yields its
+    world-th of each, so ranks draw disjoint images and together the same ones one process would."""
 
-    def __init__(self, n: int, seed: int, offset: int = 0):
+    def __init__(self, n: int, seed: int, offset: int = 0, block: int = 1, part: tuple[int, int] = (0, 1)):
         self.n, self.seed, self.offset = n, seed, offset
+        self.block, self.part = block, part
 
     def __iter__(self) -> Iterator[int]:
+        rank, world = self.part
+        share = self.block // world
         p, skip = divmod(self.offset, self.n)
+        j = self.offset
         while True:
-            yield from np.random.default_rng([self.seed, p]).permutation(self.n)[skip:].tolist()
+            for i in np.random.default_rng([self.seed, p]).permutation(self.n)[skip:].tolist():
+                if world == 1 or (j % self.block) // share == rank:
+                    yield i
+                j += 1
             p, skip = p + 1, 0
 
 
@@ -77,9 +86,15 @@ class MixedBatches:
 
     def __init__(self, real: Dataset | None, synthetic: Dataset | IterableDataset | None, ratio: Ratio | str,
                  batch_size: int = 128, seed: int = 0, last: str = "keep", workers: int = 0,
-                 epoch_batches: int | None = None, start_epoch: int = 0):
+                 epoch_batches: int | None = None, start_epoch: int = 0, rank: int = 0, world: int = 1):
         self.ratio = Ratio.parse(ratio) if isinstance(ratio, str) else ratio
-        self.n_real, self.n_syn = self.ratio.split(batch_size)
+        # distributed: every rank takes 1/world of each global batch, real and synthetic alike
+        self.rank, self.world = rank, world
+        self.g_real, self.g_syn = self.ratio.split(batch_size)
+        if self.g_real % world or self.g_syn % world:
+            raise ValueError(f"batch {batch_size} at {self.ratio} ({self.g_real} real + {self.g_syn} synthetic) does "
+                             f"not split evenly over {world} ranks; choose a batch size that does")
+        self.n_real, self.n_syn = self.g_real // world, self.g_syn // world
         if self.n_real and real is None:
             raise ValueError(f"ratio {self.ratio} needs a real dataset")
         if self.n_syn and synthetic is None:
@@ -107,7 +122,7 @@ class MixedBatches:
     def _synthetic_blocks(self) -> Iterator:
         """Blocks of n_syn synthetic images, from where `start_epoch` left off."""
         if self._syn_iter is None:
-            syn, offset = self.synthetic, self._start_epoch * len(self) * self.n_syn
+            syn, offset = self.synthetic, self._start_epoch * len(self) * self.g_syn
             if isinstance(syn, IterableDataset):
                 import copy
                 from dataclasses import replace as _  # noqa: F401  (RenderStream is copied below)
@@ -119,7 +134,8 @@ class MixedBatches:
             else:
                 if hasattr(syn, "load"):  # a dataset that can tell an image it skipped: count them
                     syn = _Flagged(syn)
-                loader = DataLoader(syn, batch_size=self.n_syn, sampler=_Reshuffling(len(syn), self.seed + 1, offset),
+                sampler = _Reshuffling(len(syn), self.seed + 1, offset, self.g_syn, (self.rank, self.world))
+                loader = DataLoader(syn, batch_size=self.n_syn, sampler=sampler,
                                     num_workers=self._workers)
             # a DataLoader draws its workers' seeds from the global RNG: shield it, so that dropout and
             # the rest of training see the same random numbers whether or not a run was resumed
@@ -139,7 +155,8 @@ class MixedBatches:
         order = torch.from_numpy(rng.permutation(len(self.real))) if self.n_real else None
         for b in range(len(self)):
             if self.n_real:
-                idx = order[b * self.n_real:(b + 1) * self.n_real]
+                idx = order[b * self.g_real:(b + 1) * self.g_real]
+                idx = idx[self.rank * len(idx) // self.world:(self.rank + 1) * len(idx) // self.world]
                 n_real = len(idx)
                 # a short last batch keeps the ratio: synthetic count scaled down with it
                 n_syn = self.n_syn if n_real == self.n_real else n_real * self.ratio.synthetic // self.ratio.real
