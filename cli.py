@@ -130,8 +130,12 @@ def main() -> None:
               help="png: OUT/<class>/*.png + manifest.jsonl; webdataset: tar shards + _info.json (for clusters).")
 @click.option("--shard-size", default=1000, show_default=True, type=click.IntRange(1),
               help="Images per tar with --format webdataset.")
+@click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
+              help="Render on a Ray cluster: local starts one here, auto joins the running cluster, or its "
+                   "address. One actor per GPU (or CPU slot; --workers N sets the count). OUT must be storage "
+                   "every node sees. Needs pip install 'mixreal[ray]'.")
 def render(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds, lod,
-           per_model, per_class, out, quiet, workers, shard, fmt, shard_size):
+           per_model, per_class, out, quiet, workers, shard, fmt, shard_size, ray_address):
     """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl, or WebDataset shards
     (OUT/mixreal-NNNNNN.tar with .png, .cls and .json per image, and OUT/_info.json).
 
@@ -149,7 +153,14 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
     root, library = _load_library(models, classes)
     config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample)
     try:
-        if fmt == "webdataset":
+        if ray_address is not None:
+            from renderer.cluster import render_ray
+
+            if fmt != "png" or shard != (0, 1):
+                _fail("--ray renders the whole job as PNGs (no --shard, no --format webdataset yet)")
+            summary = render_ray(library, config, out, per_model, root, ray_address,
+                                 actors=workers if workers > 1 else None, progress=not quiet, per_class=per_class)
+        elif fmt == "webdataset":
             from renderer.shards import render_shards
 
             if workers > 1:

@@ -155,6 +155,25 @@ def in_shard(global_index: int, block: int, shard: tuple[int, int]) -> bool:
     return (global_index // block) % shard[1] == shard[0]
 
 
+def render_batch(renderer: Renderer, specs: list[SampleSpec], out: Path, submit) -> tuple[list, list[str]]:
+    """Render `specs` (at most one batch) and hand each PNG to `submit(save_png, path, image)`; returns what
+    submit returned, and the manifest lines (to be written once the PNGs are on disk)."""
+    params = renderer.params(specs)
+    images = renderer.render(specs, params=params)
+    files, lines = [], []
+    rows = params.rows()
+    for j, spec in enumerate(specs):
+        model = renderer.models[spec.model]
+        rel = image_name(model.label, model.ref.name, spec.index)
+        files.append(submit(save_png, out / rel, images[j]))
+        lines.append(json.dumps({
+            "path": rel, "class": model.label, "model": model.key,
+            "model_file": str(model.ref.path), "seed": renderer.config.seed, "index": spec.index,
+            "params": rows[j],
+        }))
+    return files, lines
+
+
 def render_dataset(
     renderer: Renderer,
     out: Path,
@@ -222,20 +241,7 @@ def render_dataset(
                 on_progress(len(lines))
 
         for i in range(0, len(todo), batch):
-            specs = todo[i:i + batch]
-            params = renderer.params(specs)
-            images = renderer.render(specs, params=params)
-            files, lines = [], []
-            rows = params.rows()
-            for j, spec in enumerate(specs):
-                model = renderer.models[spec.model]
-                rel = image_name(model.label, model.ref.name, spec.index)
-                files.append(pool.submit(save_png, out / rel, images[j]))
-                lines.append(json.dumps({
-                    "path": rel, "class": model.label, "model": model.key,
-                    "model_file": str(model.ref.path), "seed": renderer.config.seed, "index": spec.index,
-                    "params": rows[j],
-                }))
+            files, lines = render_batch(renderer, todo[i:i + batch], out, pool.submit)
             if previous is not None:  # the last batch's PNGs were encoded while this one rendered
                 finish(*previous)
             previous = (files, lines)

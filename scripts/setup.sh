@@ -31,7 +31,7 @@ if "$PY" -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.joi
 fi
 # torch first, pinned: the pair this project is built and tested with
 "$PY" -m pip install "${PIP_FLAGS[@]}" torch==2.14.1 torchvision==0.29.1
-"$PY" -m pip install "${PIP_FLAGS[@]}" -e ".[test]"
+"$PY" -m pip install "${PIP_FLAGS[@]}" -e ".[test,ray]"
 if ! egl_ok; then
     echo "setup: no headless EGL yet; installing Mesa's EGL (libegl1 libegl-mesa0 libgl1-mesa-dri)"
     apt_install libegl1 libegl-mesa0 libgl1-mesa-dri libgl1

@@ -1,0 +1,140 @@
+"""Rendering a dataset on a Ray cluster: `mixreal render ... --ray local|auto|ADDRESS`.
+
+One actor per GPU (`num_gpus=1`: Ray sets its CUDA_VISIBLE_DEVICES, and renderer.devices maps the actor's
+CUDA device 0 to its EGL device) or, on a cluster without GPUs, one per CPU slot. Each actor holds its GL
+context and loaded models for its lifetime. The driver hands out blocks of consecutive global indices (one
+renderer batch each); an actor renders a block, writes its PNGs atomically into OUT (which must be storage
+every node sees) and returns the block's manifest lines, which only the driver writes. So the output is the
+same bytes as a one-process `mixreal render` of the same command, whatever the cluster's size or the order
+blocks finish in. A block whose actor dies is re-run by Ray (actors restart, tasks retry) with no half-written
+file and no duplicate line; a re-run of the command skips every image on disk and listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .export import (
+    MANIFEST,
+    RenderSummary,
+    atomic_write_text,
+    check_settings,
+    done_entries,
+    image_name,
+    merge_manifests,
+    render_batch,
+    settings_of,
+)
+
+FAIL_ONCE = "MIXREAL_RAY_FAIL_ONCE"  # tests: a marker path; the first actor to see it missing creates it and dies
+
+
+class _Actor:
+    def __init__(self, models_root: str, classes: list[str], config, out: str):
+        from .core import Renderer
+        from .library import ModelLibrary
+
+        library = ModelLibrary.load(Path(models_root), on_skip=lambda m: None, classes=classes)
+        self.renderer = Renderer(library, config)
+        self.out = Path(out)
+
+    def device(self) -> str:
+        extra = self.renderer.ctx.extra
+        return f"{os.uname().nodename}: {extra.get('device', 'unknown') if isinstance(extra, dict) else 'unknown'}"
+
+    def render(self, block: list[tuple[int, int]]) -> list[str]:
+        from .indexing import SampleSpec
+
+        marker = os.environ.get(FAIL_ONCE)
+        if marker and not os.path.exists(marker):
+            Path(marker).write_text("failed once\n")
+            os._exit(1)  # as a node lost mid-block would: no cleanup, no reply
+        specs = [SampleSpec(m, i) for m, i in block]
+        files, lines = render_batch(self.renderer, specs, self.out, lambda fn, *a: fn(*a))
+        return lines
+
+
+def _connect(address: str):
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address == "local":
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    else:  # "auto" joins the running cluster as Ray's own tools do; anything else is an address
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def render_ray(library, config, out: Path, per_model: int | None, models_root: Path, address: str = "local",
+               actors: int | None = None, progress: bool = True, per_class: int | None = None) -> RenderSummary:
+    """The whole job rendered by Ray actors into `out` (shared storage); returns the summary."""
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise RuntimeError("--ray needs Ray: pip install 'mixreal[ray]' (or pip install ray)") from None
+    from .core import batch_capacity
+    from .indexing import SampleIndex
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, settings_of(config, models_root))
+    for stale in out.rglob(".*.tmp"):  # a killed job's leftovers (SIGKILL skips cleanup)
+        stale.unlink(missing_ok=True)
+    index = SampleIndex([m.label for m in library.models])
+    specs = index.specs(per_model, per_class)
+    done = done_entries(out)
+    todo = [s for s in specs if image_name(library.models[s.model].label, library.models[s.model].ref.name,
+                                           s.index) not in done]
+    # rewrite first so that appends never follow a torn line
+    atomic_write_text(out / MANIFEST, "".join(json.dumps(e) + "\n" for e in done.values()))
+    summary = RenderSummary(already_done=len(specs) - len(todo), total=len(specs),
+                            skipped_models=[(str(p), r) for p, r in library.skipped])
+    started = _connect(address)
+    try:
+        resources = ray.cluster_resources()
+        gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+        n = actors or (gpus or cpus)
+        options = dict(max_restarts=3, max_task_retries=3)
+        if gpus:
+            options.update(num_gpus=1, num_cpus=1)
+            config = replace(config, device=0)  # the actor's one visible GPU, mapped to its EGL device
+        else:
+            options.update(num_cpus=1)
+        remote = ray.remote(**options)(_Actor)
+        classes = sorted({m.label for m in library.models})
+        pool_actors = [remote.remote(str(models_root), classes, config, str(out)) for _ in range(n)]
+        devices = ray.get([a.device.remote() for a in pool_actors])
+        block = batch_capacity(config)
+        blocks = [[(s.model, s.index) for s in todo[i:i + block]] for i in range(0, len(todo), block)]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=summary.total, initial=summary.already_done, unit="img", desc=f"render (ray x{n})",
+                       dynamic_ncols=True, smoothing=0.1)
+        start = time.perf_counter()
+        with open(out / MANIFEST, "a", encoding="utf-8") as manifest:
+            for lines in ActorPool(pool_actors).map_unordered(lambda a, b: a.render.remote(b), blocks):
+                manifest.write("\n".join(lines) + "\n")  # the block's PNGs are on disk: the actor returned
+                manifest.flush()
+                summary.rendered += len(lines)
+                if bar is not None:
+                    bar.update(len(lines))
+        summary.seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        merge_manifests(out, remove_shards=False)
+        data = json.loads((out / "render.json").read_text())
+        data.setdefault("rendered_on", {})["ray"] = sorted(set(devices))
+        atomic_write_text(out / "render.json", json.dumps(data, indent=2) + "\n")
+    finally:
+        if started:
+            ray.shutdown()
+    return summary
+
