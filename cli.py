@@ -33,16 +33,37 @@ def _load_library(models: Path | None, classes: str | None):
         _fail(str(exc))
 
 
-def _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample=2):
-    from renderer import RenderConfig, VariationConfig
+def _given(name: str) -> bool:
+    """Whether the user set option `name` (on the command line or through its environment variable)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample=2,
+                   config_file: Path | None = None, force: tuple[str, ...] = ()):
+    """The render settings: the defaults, then the --config file, then the options given on the command line
+    (and those in `force`, which the caller decides, such as the classifier's image size)."""
+    from renderer import RenderConfig
+    from renderer.config_file import ConfigError, load_config
+    from renderer.variations import parse_names
 
     try:
-        var = VariationConfig.parse(variations)
-        var = replace(var, texture=replace(var.texture, image_dir=textures),
-                      background=replace(var.background, image_dir=backgrounds))
-        return RenderConfig(size=size, batch_size=batch_size, msaa=msaa, seed=seed, variations=var,
-                            device=device, lod=lod, supersample=supersample)
-    except ValueError as exc:
+        base = load_config(config_file) if config_file is not None else RenderConfig()
+        wins = (lambda name: True) if config_file is None else (lambda name: name in force or _given(name))
+        var = base.variations
+        if wins("variations"):
+            var = var.only(parse_names(variations))
+        if textures is not None:
+            var = replace(var, texture=replace(var.texture, image_dir=textures))
+        if backgrounds is not None:
+            var = replace(var, background=replace(var.background, image_dir=backgrounds))
+        given = dict(size=size, seed=seed, batch_size=batch_size, msaa=msaa, lod=lod, supersample=supersample)
+        top = {k: v for k, v in given.items() if wins(k)}
+        return replace(base, variations=var, device=device, **top)
+    except (ConfigError, ValueError) as exc:
         _fail(str(exc))
 
 
@@ -79,6 +100,9 @@ def render_options(f):
                      help="Folder of images for background crops (default: embedded procedural ones)."),
         click.option("--lod/--no-lod", default=True, show_default=True,
                      help="Use simplified meshes when the output is too small to show full detail."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     default=None, help="TOML file of render settings and variation ranges (`mixreal config show` "
+                                        "prints one); options given here override it."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -105,6 +129,8 @@ def stream_options(f):
                      help="Folder of images for the texture variation (--stream).")(f)
     f = click.option("--backgrounds", type=folder, default=None,
                      help="Folder of photos for background crops (--stream), e.g. scenes without your classes.")(f)
+    f = click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     default=None, help="TOML render settings for --stream (see mixreal config show).")(f)
     return click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")(f)
 
 
@@ -135,7 +161,7 @@ def main() -> None:
                    "address. One actor per GPU (or CPU slot; --workers N sets the count). OUT must be storage "
                    "every node sees. Needs pip install 'mixreal[ray]'.")
 def render(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds, lod,
-           per_model, per_class, out, quiet, workers, shard, fmt, shard_size, ray_address):
+           config_file, per_model, per_class, out, quiet, workers, shard, fmt, shard_size, ray_address):
     """Render a labelled dataset: OUT/<class>/<model>_<index>.png + OUT/manifest.jsonl, or WebDataset shards
     (OUT/mixreal-NNNNNN.tar with .png, .cls and .json per image, and OUT/_info.json).
 
@@ -151,7 +177,8 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
     if per_model is None and per_class is None:
         per_model = 10
     root, library = _load_library(models, classes)
-    config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample)
+    config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod, supersample,
+                            config_file)
     try:
         if ray_address is not None:
             from renderer.cluster import render_ray
@@ -189,7 +216,7 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
 @click.option("--per-row", default=8, show_default=True, type=click.IntRange(1, 64), help="Images per row.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
 def preview(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds,
-            lod, per_row, out):
+            lod, config_file, per_row, out):
     """Contact sheet: one row per variation switched on alone, plus one with all on."""
     from renderer import PlatformError
     from renderer.export import atomic_write_bytes
@@ -197,7 +224,7 @@ def preview(models, classes, variations, size, seed, batch_size, supersample, ms
 
     _, library = _load_library(models, classes)
     config = _render_config(size, variations, seed, batch_size, msaa, device, textures, backgrounds, lod,
-                            supersample)
+                            supersample, config_file)
     try:
         sheet = contact_sheet(library, config, per_row=per_row)
     except PlatformError as exc:
@@ -206,6 +233,27 @@ def preview(models, classes, variations, size, seed, batch_size, supersample, ms
     sheet.save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue())
     click.echo(f"preview of {len(library.models)} models ({', '.join(library.classes)}) -> {out}")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Render settings as TOML files (`mixreal render --config FILE`)."""
+
+
+@config_group.command("show")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A config file to read (default: mixreal's defaults).")
+def config_show(config_file):
+    """Print the effective render settings as TOML: every variation range, weight and setting, to start a file
+    from (`mixreal config show > my.toml`)."""
+    from renderer import RenderConfig
+    from renderer.config_file import ConfigError, load_config, to_toml
+
+    try:
+        cfg = load_config(config_file) if config_file is not None else RenderConfig()
+    except ConfigError as exc:
+        _fail(str(exc))
+    click.echo(to_toml(cfg), nl=False)
 
 
 @main.group()
@@ -309,8 +357,8 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr, batch_size, augment, variations,
-                   backgrounds, textures, supersample, refiner, refiner_stage, refine_real, seed, workers, device,
-                   out, quiet):
+                   config_file, backgrounds, textures, supersample, refiner, refiner_stage, refine_real, seed, workers,
+                   device, out, quiet):
     """Train a classifier on real + synthetic minibatches; evaluate on real images every epoch.
 
     Writes RUN/metrics.csv, RUN/accuracy.png, TensorBoard events, RUN/best.pt (best validation), RUN/last.pt
@@ -337,7 +385,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     try:
         train, val, test = (_real_split(real_dir, s) for s in ("train", "val", "test"))
         classes = train.class_names
-        render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample)
+        render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample,
+                      config_file=config_file)
         syn = _synthetic_source(synthetic, stream, classes, seed, model, **render) if needs_synthetic else None
         transform, notes = None, {}
         if refiner is not None or refine_real is not None:
@@ -409,7 +458,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
-def train_mrgan_cmd(real_dir, synthetic, stream, variations, backgrounds, textures, supersample, stages, mapping,
+def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgrounds, textures, supersample, stages,
+                    mapping,
                     scale, iterations, batch_size, pretrain, residual_blocks, seed, gap_every, sample_every,
                     checkpoint_every, features_run, compile_, device, out, quiet):
     """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
@@ -431,7 +481,8 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, backgrounds, textur
     try:
         real = _real_split(real_dir, "train")
         classes = real.class_names
-        render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample)
+        render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample,
+                      config_file=config_file)
         syn = _synthetic_source(synthetic, stream, classes, seed, "resnet20", **render)
         if syn.missing_classes:
             _fail(f"no synthetic images for {', '.join(syn.missing_classes)}: batches cannot be class-aligned")
@@ -494,7 +545,7 @@ def _refined_real(run: Path, device, *splits):
 
 def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], seed: int, model: str,
                       variations: str = "all", backgrounds: Path | None = None, textures: Path | None = None,
-                      supersample: int = 2):
+                      supersample: int = 2, config_file: Path | None = None):
     """The synthetic set, labelled with the real set's classes; warns about classes it lacks."""
     import numpy as np
 
@@ -511,7 +562,8 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
                        "`mixreal render --per-class N` renders a balanced set", err=True)
     else:
         size = 32 if model == "resnet20" else 224
-        cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample)
+        cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample,
+                             config_file, force=("size", "batch_size"))
         try:
             src = RenderStream(stream, cfg, class_names=classes)
         except ValueError as exc:
@@ -538,8 +590,8 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for gap.json and gap.png (nearest real neighbours, per-class KID).")
 @click.option("--quiet", is_flag=True)
-def gap(real_dir, synthetic, stream, variations, backgrounds, textures, supersample, size, seed, count, split,
-        features_run, out, quiet):
+def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textures, supersample, size, seed, count,
+        split, features_run, out, quiet):
     """How far synthetic images are from the real photos: KID and FID in the features of a real-trained
     ResNet-20, and that classifier's accuracy on the synthetic images, per class and overall."""
     import json
@@ -557,7 +609,8 @@ def gap(real_dir, synthetic, stream, variations, backgrounds, textures, supersam
         if synthetic is not None:
             src = RenderedDataset(synthetic, class_names=classes)
         else:
-            cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample)
+            cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample,
+                                 config_file, force=("size",))
             src = RenderStream(stream, cfg, class_names=classes, length=count)
         if getattr(src, "missing_classes", None):
             click.echo(f"warning: no synthetic images for {', '.join(src.missing_classes)}", err=True)
