@@ -65,3 +65,36 @@ def test_torchrun_two_cpu_ranks_write_one_run(tiny_real, rendered32, tmp_path):
     assert summary["world_size"] == 2 and summary["epochs"] == 2
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs, written once
     assert sum("test accuracy at the best validation epoch" in line for line in r.stdout.splitlines()) >= 1
+
+
+def test_torchrun_killed_and_resumed_ends_with_the_same_weights(tiny_real, rendered32, tmp_path):
+    import signal
+    import time
+
+    def cmd(out, port):
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
+                "-m", "cli", "train", "classify", "--real", str(tiny_real), "--synthetic", str(rendered32),
+                "--ratio", "1:1", "--epochs", "3", "--batch-size", "32", "--scale", "quick", "--workers", "0",
+                "--device", "cpu", "--augment", "--quiet", "--out", str(out)]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run(cmd(tmp_path / "whole", 29541), cwd=REPO, capture_output=True, text=True, env=env,
+                           timeout=600)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    part = tmp_path / "part"
+    p = subprocess.Popen(cmd(part, 29542), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (part / "last.pt").is_file() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL)  # every rank at once, mid-run
+    p.wait()
+    state = torch.load(part / "last.pt", weights_only=True)
+    assert state["epoch"] < 2, "the run finished before it could be killed"
+    again = subprocess.run(cmd(part, 29543), cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming" in again.stdout
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)["model"]
+    b = torch.load(part / "last.pt", weights_only=True)["model"]
+    for name, w in a.items():
+        assert torch.equal(w, b[name]), f"{name} differs after resuming"
