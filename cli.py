@@ -256,6 +256,36 @@ def config_show(config_file):
     click.echo(to_toml(cfg), nl=False)
 
 
+@main.command("studio")
+@click.option("--models", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Models folder (default: the embedded models).")
+@click.option("--classes", default=None, help="Comma list of classes to load (default: all).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from these settings (a TOML file, see mixreal config show).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to serve on; anything but the loopback requires the printed token.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--save-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Where 'save config' writes its TOML files.")
+@click.option("--no-browser", is_flag=True, help="Only serve; do not open a browser.")
+def studio(models, classes, config_file, host, port, save_dir, no_browser):
+    """The renderer's GUI in the browser: pick models, switch variations and set their ranges, see a live grid
+    of sample renders with their latent parameters and histograms, save the settings as a TOML config."""
+    from renderer import RenderConfig
+    from renderer.config_file import ConfigError, load_config
+
+    try:
+        from renderer.studio import Studio, serve
+    except ImportError as exc:
+        _fail(f"the studio needs Starlette and uvicorn ({exc}): pip install starlette uvicorn")
+    root, library = _load_library(models, classes)
+    try:
+        base = load_config(config_file) if config_file is not None else RenderConfig()
+    except ConfigError as exc:
+        _fail(str(exc))
+    serve(Studio(library, root, base, save_dir), host=host, port=port, open_browser=not no_browser, log=click.echo)
+
+
 @main.group()
 def data() -> None:
     """Build real datasets."""

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything mixreal needs on a fresh Debian/Ubuntu machine (run as root or with sudo):
 # Mesa's headless EGL (only when no EGL context can be made) and the Python package with its
-# dependencies. Safe to run again: it installs only what is missing.
+# dependencies; with --test also what the tests need (pytest, webdataset, timm, Ray, Playwright and
+# Debian's chromium for the studio's browser test). Safe to run again: it installs only what is missing.
 set -euo pipefail
+TEST=0
+[ "${1:-}" = "--test" ] && TEST=1
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 SUDO=""
@@ -31,7 +34,12 @@ if "$PY" -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.joi
 fi
 # torch first, pinned: the pair this project is built and tested with
 "$PY" -m pip install "${PIP_FLAGS[@]}" torch==2.14.1 torchvision==0.29.1
-"$PY" -m pip install "${PIP_FLAGS[@]}" -e ".[test,ray]"
+if [ "$TEST" = 1 ]; then
+    "$PY" -m pip install "${PIP_FLAGS[@]}" -e ".[test,ray]"
+    command -v chromium >/dev/null || apt_install chromium
+else
+    "$PY" -m pip install "${PIP_FLAGS[@]}" -e .
+fi
 if ! egl_ok; then
     echo "setup: no headless EGL yet; installing Mesa's EGL (libegl1 libegl-mesa0 libgl1-mesa-dri)"
     apt_install libegl1 libegl-mesa0 libgl1-mesa-dri libgl1
