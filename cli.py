@@ -183,10 +183,11 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
         if ray_address is not None:
             from renderer.cluster import render_ray
 
-            if fmt != "png" or shard != (0, 1):
-                _fail("--ray renders the whole job as PNGs (no --shard, no --format webdataset yet)")
+            if shard != (0, 1):
+                _fail("--ray renders the whole job: the cluster takes the place of --shard")
             summary = render_ray(library, config, out, per_model, root, ray_address,
-                                 actors=workers if workers > 1 else None, progress=not quiet, per_class=per_class)
+                                 actors=workers if workers > 1 else None, progress=not quiet, per_class=per_class,
+                                 fmt=fmt, shard_size=shard_size)
         elif fmt == "webdataset":
             from renderer.shards import render_shards
 

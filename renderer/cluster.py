@@ -49,13 +49,28 @@ class _Actor:
     def render(self, block: list[tuple[int, int]]) -> list[str]:
         from .indexing import SampleSpec
 
-        marker = os.environ.get(FAIL_ONCE)
-        if marker and not os.path.exists(marker):
-            Path(marker).write_text("failed once\n")
-            os._exit(1)  # as a node lost mid-block would: no cleanup, no reply
+        _fail_once()
         specs = [SampleSpec(m, i) for m, i in block]
         files, lines = render_batch(self.renderer, specs, self.out, lambda fn, *a: fn(*a))
         return lines
+
+    def shard(self, k: int, chunk: list[tuple[int, int]], classes: list[str]) -> int:
+        """WebDataset shard k, written whole (atomically); returns its sample count."""
+        from .export import atomic_write_bytes
+        from .indexing import SampleSpec
+        from .shards import build_shard, shard_name
+
+        _fail_once()
+        specs = [SampleSpec(m, i) for m, i in chunk]
+        atomic_write_bytes(self.out / shard_name(k), build_shard(self.renderer, specs, classes))
+        return len(specs)
+
+
+def _fail_once() -> None:
+    marker = os.environ.get(FAIL_ONCE)
+    if marker and not os.path.exists(marker):
+        Path(marker).write_text("failed once\n")
+        os._exit(1)  # as a node lost mid-block would: no cleanup, no reply
 
 
 def _connect(address: str):
@@ -71,8 +86,10 @@ def _connect(address: str):
 
 
 def render_ray(library, config, out: Path, per_model: int | None, models_root: Path, address: str = "local",
-               actors: int | None = None, progress: bool = True, per_class: int | None = None) -> RenderSummary:
-    """The whole job rendered by Ray actors into `out` (shared storage); returns the summary."""
+               actors: int | None = None, progress: bool = True, per_class: int | None = None,
+               fmt: str = "png", shard_size: int = 1000) -> RenderSummary:
+    """The whole job rendered by Ray actors into `out` (shared storage), as PNGs + manifest or (fmt
+    "webdataset") as tar shards, one shard per task; returns the summary."""
     try:
         import ray
         from ray.util import ActorPool
@@ -80,19 +97,29 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
         raise RuntimeError("--ray needs Ray: pip install 'mixreal[ray]' (or pip install ray)") from None
     from .core import batch_capacity
     from .indexing import SampleIndex
+    from .shards import shard_chunks, shard_name, write_info
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, settings_of(config, models_root))
+    settings = settings_of(config, models_root)
+    if fmt == "webdataset":
+        settings = {**settings, "format": "webdataset", "shard_size": shard_size}
+    check_settings(out, settings)
     for stale in out.rglob(".*.tmp"):  # a killed job's leftovers (SIGKILL skips cleanup)
         stale.unlink(missing_ok=True)
     index = SampleIndex([m.label for m in library.models])
     specs = index.specs(per_model, per_class)
-    done = done_entries(out)
-    todo = [s for s in specs if image_name(library.models[s.model].label, library.models[s.model].ref.name,
-                                           s.index) not in done]
-    # rewrite first so that appends never follow a torn line
-    atomic_write_text(out / MANIFEST, "".join(json.dumps(e) + "\n" for e in done.values()))
+    classes = sorted({m.label for m in library.models})
+    if fmt == "webdataset":
+        chunks = shard_chunks(specs, shard_size)
+        todo_shards = [k for k in range(len(chunks)) if not (out / shard_name(k)).is_file()]
+        todo = [s for k in todo_shards for s in chunks[k]]
+    else:
+        done = done_entries(out)
+        todo = [s for s in specs if image_name(library.models[s.model].label, library.models[s.model].ref.name,
+                                               s.index) not in done]
+        # rewrite first so that appends never follow a torn line
+        atomic_write_text(out / MANIFEST, "".join(json.dumps(e) + "\n" for e in done.values()))
     summary = RenderSummary(already_done=len(specs) - len(todo), total=len(specs),
                             skipped_models=[(str(p), r) for p, r in library.skipped])
     started = _connect(address)
@@ -107,7 +134,6 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
         else:
             options.update(num_cpus=1)
         remote = ray.remote(**options)(_Actor)
-        classes = sorted({m.label for m in library.models})
         pool_actors = [remote.remote(str(models_root), classes, config, str(out)) for _ in range(n)]
         devices = ray.get([a.device.remote() for a in pool_actors])
         block = batch_capacity(config)
@@ -119,17 +145,26 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
             bar = tqdm(total=summary.total, initial=summary.already_done, unit="img", desc=f"render (ray x{n})",
                        dynamic_ncols=True, smoothing=0.1)
         start = time.perf_counter()
-        with open(out / MANIFEST, "a", encoding="utf-8") as manifest:
-            for lines in ActorPool(pool_actors).map_unordered(lambda a, b: a.render.remote(b), blocks):
-                manifest.write("\n".join(lines) + "\n")  # the block's PNGs are on disk: the actor returned
-                manifest.flush()
-                summary.rendered += len(lines)
+        if fmt == "webdataset":
+            tasks = [(k, [(s.model, s.index) for s in chunks[k]]) for k in todo_shards]
+            for n_done in ActorPool(pool_actors).map_unordered(lambda a, t: a.shard.remote(t[0], t[1], classes),
+                                                               tasks):
+                summary.rendered += n_done
                 if bar is not None:
-                    bar.update(len(lines))
+                    bar.update(n_done)
+            write_info(out, chunks, classes)
+        else:
+            with open(out / MANIFEST, "a", encoding="utf-8") as manifest:
+                for lines in ActorPool(pool_actors).map_unordered(lambda a, b: a.render.remote(b), blocks):
+                    manifest.write("\n".join(lines) + "\n")  # the block's PNGs are on disk: the actor returned
+                    manifest.flush()
+                    summary.rendered += len(lines)
+                    if bar is not None:
+                        bar.update(len(lines))
+            merge_manifests(out, remove_shards=False)
         summary.seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        merge_manifests(out, remove_shards=False)
         data = json.loads((out / "render.json").read_text())
         data.setdefault("rendered_on", {})["ray"] = sorted(set(devices))
         atomic_write_text(out / "render.json", json.dumps(data, indent=2) + "\n")

@@ -67,7 +67,7 @@ def render_shards(renderer, out: Path, per_model: int | None, models_root: Path,
         stale.unlink(missing_ok=True)
     specs = list(renderer.sample_index.specs(per_model, per_class))
     classes = sorted({m.label for m in renderer.models})
-    chunks = [specs[i:i + shard_size] for i in range(0, len(specs), shard_size)]
+    chunks = shard_chunks(specs, shard_size)
     mine = [k for k in range(len(chunks)) if k % shard[1] == shard[0]]
     todo = [k for k in mine if not (out / shard_name(k)).is_file()]
     summary = RenderSummary(already_done=sum(len(chunks[k]) for k in mine if k not in todo),
@@ -82,39 +82,58 @@ def render_shards(renderer, out: Path, per_model: int | None, models_root: Path,
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for k in todo:
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for i in range(0, len(chunks[k]), renderer.batch_capacity):
-                    batch = chunks[k][i:i + renderer.batch_capacity]
-                    params = renderer.params(batch)
-                    images = renderer.render(batch, params=params)
-                    pngs = list(pool.map(_png, images))
-                    rows = params.rows()
-                    for j, spec in enumerate(batch):
-                        model = renderer.models[spec.model]
-                        key = sample_key(model.label, model.ref.name, spec.index)
-                        meta = {"class": model.label, "model": model.key, "model_file": str(model.ref.path),
-                                "seed": renderer.config.seed, "index": spec.index, "params": rows[j]}
-                        _add(tar, f"{key}.png", pngs[j])
-                        _add(tar, f"{key}.cls", str(classes.index(model.label)).encode())
-                        _add(tar, f"{key}.json", json.dumps(meta).encode())
-                    summary.rendered += len(batch)
-                    if bar is not None:
-                        bar.update(len(batch))
-                    if on_progress is not None:
-                        on_progress(len(batch))
-            atomic_write_bytes(out / shard_name(k), buf.getvalue())
+            def done(n: int) -> None:
+                summary.rendered += n
+                if bar is not None:
+                    bar.update(n)
+                if on_progress is not None:
+                    on_progress(n)
+
+            atomic_write_bytes(out / shard_name(k), build_shard(renderer, chunks[k], classes, pool.map, done))
     summary.seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
+    write_info(out, chunks, classes)
+    return summary
+
+
+def shard_chunks(specs: list, shard_size: int) -> list[list]:
+    """The job's samples (global-index order) cut into shards."""
+    return [specs[i:i + shard_size] for i in range(0, len(specs), shard_size)]
+
+
+def build_shard(renderer, chunk: list, classes: list[str], map_=map, done=None) -> bytes:
+    """One shard's tar, in memory: every sample's .png, .cls and .json, in the chunk's order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(0, len(chunk), renderer.batch_capacity):
+            batch = chunk[i:i + renderer.batch_capacity]
+            params = renderer.params(batch)
+            images = renderer.render(batch, params=params)
+            pngs = list(map_(_png, images))
+            rows = params.rows()
+            for j, spec in enumerate(batch):
+                model = renderer.models[spec.model]
+                key = sample_key(model.label, model.ref.name, spec.index)
+                meta = {"class": model.label, "model": model.key, "model_file": str(model.ref.path),
+                        "seed": renderer.config.seed, "index": spec.index, "params": rows[j]}
+                _add(tar, f"{key}.png", pngs[j])
+                _add(tar, f"{key}.cls", str(classes.index(model.label)).encode())
+                _add(tar, f"{key}.json", json.dumps(meta).encode())
+            if done is not None:
+                done(len(batch))
+    return buf.getvalue()
+
+
+def write_info(out: Path, chunks: list[list], classes: list[str]) -> None:
+    """_info.json, once every shard of the job is on disk."""
     if all((out / shard_name(k)).is_file() for k in range(len(chunks))):
         atomic_write_text(out / INFO, json.dumps({
             "name": out.name, "classes": classes,
-            "splits": {"train": {"name": "train", "num_samples": len(specs),
+            "splits": {"train": {"name": "train", "num_samples": sum(len(c) for c in chunks),
                                  "filenames": [shard_name(k) for k in range(len(chunks))],
                                  "shard_lengths": [len(c) for c in chunks]}},
         }, indent=2) + "\n")
-    return summary
 
 
 def index_shards(root: Path, warn=print) -> list[dict]:

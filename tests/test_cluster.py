@@ -50,3 +50,10 @@ def test_ray_render_survives_a_lost_actor_and_matches_one_process(default_models
                                   "local"])
     assert r.exit_code == 0 and f"{len(lost)} images rendered" in r.output
     assert _files(out) == single
+
+
+def test_ray_writes_the_same_webdataset_shards(default_models, local_ray, tmp_path):
+    shards = ["--format", "webdataset", "--shard-size", "40"]
+    single = _files(_render(default_models, tmp_path / "one" / "out", *shards))  # _info.json names the folder
+    out = _render(default_models, tmp_path / "ray" / "out", *shards, "--ray", "local", "--workers", "2")
+    assert _files(out) == single and "_info.json" in single and "mixreal-000003.tar" in single
