@@ -98,3 +98,12 @@ def test_torchrun_killed_and_resumed_ends_with_the_same_weights(tiny_real, rende
     b = torch.load(part / "last.pt", weights_only=True)["model"]
     for name, w in a.items():
         assert torch.equal(w, b[name]), f"{name} differs after resuming"
+
+
+def test_render_workers_use_their_ranks_gpu():
+    from train.datasets import worker_device
+
+    assert worker_device(3, 1, {}) is None  # one GPU (or none): the default device
+    assert [worker_device(s, 4, {}) for s in range(6)] == [0, 1, 2, 3, 0, 1]  # one process: spread over the GPUs
+    ddp = {"WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+    assert {worker_device(s, 2, ddp) for s in range(4)} == {1}  # rank 1 trains on GPU 1: its workers render there

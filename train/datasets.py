@@ -142,6 +142,16 @@ def shard_info() -> tuple[int, int]:
     return rank * workers + worker, world * workers
 
 
+def worker_device(shard: int, gpus: int, env) -> int | None:
+    """The GPU a render worker uses: its rank's GPU under torchrun (LOCAL_RANK, where that rank trains), else
+    shards spread over the GPUs in turn; None with fewer than two GPUs (the default device)."""
+    if gpus < 2:
+        return None
+    if env.get("LOCAL_RANK") is not None and int(env.get("WORLD_SIZE", "1")) > 1:
+        return int(env["LOCAL_RANK"]) % gpus
+    return shard % gpus
+
+
 class RenderStream(IterableDataset):
     """Images rendered on the fly: sample i is exactly the image `mixreal render` writes for it.
 
@@ -189,9 +199,9 @@ class RenderStream(IterableDataset):
         from renderer.platform import gpu_count
 
         config = self.config
-        gpus = gpu_count()
-        if config.device is None and gpus > 1:
-            config = replace(config, device=shard % gpus)
+        device = worker_device(shard, gpu_count(), os.environ)
+        if config.device is None and device is not None:
+            config = replace(config, device=device)
         library = ModelLibrary.load(self.models_root, on_skip=lambda m: None, classes=self.folder_classes)
         return Renderer(library, config)
 
