@@ -69,6 +69,7 @@ def schema(cfg: RenderConfig) -> dict:
         h = _hints(type(section))
         sections.append({"name": f.name, "switchable": f.name in VARIATION_NAMES,
                          "fields": [{"name": g.name, "kind": _kind(h[g.name], getattr(section, g.name)),
+                                     "optional": "None" in str(h[g.name]),
                                      "value": _jsonable(getattr(section, g.name))} for g in fields(section)]})
     return {"top": top, "sections": sections}
 

@@ -41,6 +41,8 @@ def test_every_dataclass_field_has_a_control(client):
     for f in fields(VariationConfig):
         assert shown[f.name] == {g.name for g in fields(getattr(VariationConfig(), f.name))}
     assert {f["name"] for f in schema["top"]} >= {"size", "supersample", "seed"}
+    camera = next(s for s in schema["sections"] if s["name"] == "camera")["fields"]
+    assert next(f for f in camera if f["name"] == "fill")["optional"]  # a range that can be switched off
     models = client.get("/api/models").json()
     assert len(models["models"]) == 27 and models["skipped"] == []
     thumb = client.get("/api/thumb/0")
@@ -80,6 +82,7 @@ def test_the_grid_is_what_mixreal_render_writes(client, studio, default_models, 
     ({"settings": {"camra": {}}}, "unknown section camra"),
     ({"settings": {}, "models": [999]}, "outside the loaded models"),
     ({"settings": {}, "count": 10_000}, "at most 256"),
+    ({"settings": {"camera": {"fill": "off"}}}, "[camera] fill: expected a list"),
 ])
 def test_bad_values_are_refused_with_the_message(client, payload, message):
     r = client.post("/api/render", json=payload)

@@ -57,6 +57,10 @@ def test_the_page_in_chromium(default_models, tmp_path):
             page.uncheck('#section-background input[data-path="background.enabled"]')
             page.wait_for_function(f"document.getElementById('grid').src !== {before!r}", timeout=60_000)
             assert page.inner_text("#error") == ""
+            framed = page.eval_on_selector("#grid", "e => e.src")
+            page.check('#controls input[data-off="camera.fill"]')  # bounding-sphere framing instead
+            page.wait_for_function(f"document.getElementById('grid').src !== {framed!r}", timeout=60_000)
+            assert page.inner_text("#error") == ""
             page.click("#grid", position={"x": 10, "y": 10})
             assert '"params"' in page.inner_text("#params")
             page.fill("#save-name", "from-browser.toml")
@@ -65,7 +69,7 @@ def test_the_page_in_chromium(default_models, tmp_path):
             page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
             browser.close()
         saved = (tmp_path / "from-browser.toml").read_text()
-        assert "[background]\nenabled = false" in saved
+        assert "[background]\nenabled = false" in saved and 'fill = "none"' in saved
         assert (tmp_path / "studio.png").stat().st_size > 10_000
     finally:
         server.terminate()
