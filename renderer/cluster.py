@@ -26,6 +26,7 @@ from .export import (
     done_entries,
     image_name,
     merge_manifests,
+    progress_bar,
     render_batch,
     settings_of,
 )
@@ -138,12 +139,7 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
         devices = ray.get([a.device.remote() for a in pool_actors])
         block = batch_capacity(config)
         blocks = [[(s.model, s.index) for s in todo[i:i + block]] for i in range(0, len(todo), block)]
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=summary.total, initial=summary.already_done, unit="img", desc=f"render (ray x{n})",
-                       dynamic_ncols=True, smoothing=0.1)
+        bar = progress_bar(summary, f"render (ray x{n})", progress)
         start = time.perf_counter()
         if fmt == "webdataset":
             tasks = [(k, [(s.model, s.index) for s in chunks[k]]) for k in todo_shards]

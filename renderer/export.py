@@ -155,6 +155,16 @@ def in_shard(global_index: int, block: int, shard: tuple[int, int]) -> bool:
     return (global_index // block) % shard[1] == shard[0]
 
 
+def progress_bar(summary: RenderSummary, desc: str, progress: bool = True):
+    """A tqdm bar over a job's images, starting at those already on disk; None without progress."""
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=summary.total, initial=summary.already_done, unit="img", desc=desc, dynamic_ncols=True,
+                smoothing=0.1)
+
+
 def render_batch(renderer: Renderer, specs: list[SampleSpec], out: Path, submit) -> tuple[list, list[str]]:
     """Render `specs` (at most one batch) and hand each PNG to `submit(save_png, path, image)`; returns what
     submit returned, and the manifest lines (to be written once the PNGs are on disk)."""
@@ -218,12 +228,7 @@ def render_dataset(
             todo.append(spec)
     summary = RenderSummary(already_done=total - len(todo), total=total,
                             skipped_models=[(str(p), r) for p, r in renderer.library.skipped])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=summary.total, initial=summary.already_done, unit="img", desc="render",
-                   dynamic_ncols=True, smoothing=0.1)
+    bar = progress_bar(summary, "render", progress)
     start = time.perf_counter()
     batch = renderer.batch_capacity
     with ThreadPoolExecutor(max_workers=2) as pool, open(manifest_path, "a", encoding="utf-8") as manifest:

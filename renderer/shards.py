@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .export import RenderSummary, atomic_write_bytes, atomic_write_text, check_settings, record_device, settings_of
+from .export import (
+    RenderSummary,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_settings,
+    progress_bar,
+    record_device,
+    settings_of,
+)
 
 INFO = "_info.json"
 PREFIX = "mixreal"
@@ -73,12 +81,7 @@ def render_shards(renderer, out: Path, per_model: int | None, models_root: Path,
     summary = RenderSummary(already_done=sum(len(chunks[k]) for k in mine if k not in todo),
                             total=sum(len(chunks[k]) for k in mine),
                             skipped_models=[(str(p), r) for p, r in renderer.library.skipped])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=summary.total, initial=summary.already_done, unit="img", desc="render (shards)",
-                   dynamic_ncols=True, smoothing=0.1)
+    bar = progress_bar(summary, "render (shards)", progress)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for k in todo:
