@@ -405,6 +405,7 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
     real_images, real_labels = real.images, real.labels
     fixed = _fixed_examples(source, real_images, real_labels, len(real.class_names))
     gap_set = source.held_out(cfg.gap_images) if cfg.gap_every and feature_net is not None else None
+    gap_ref = None  # computed at the first measurement, then reused
     writer = tensorboard_writer(out / "tensorboard")
     sums: dict[str, torch.Tensor] = {}
     count, t0 = 0, time.perf_counter()
@@ -448,7 +449,9 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
             sums, count, t0 = {}, 0, time.perf_counter()
         main_done = done - g.pretrain_g - g.pretrain_d  # main iterations finished (0: pre-training just ended)
         if gap_set is not None and main_done >= 0 and (main_done % cfg.gap_every == 0 or done == total):
-            row = _gap_row(cfg, k, done, prev, st, gap_set, real_images, real_labels, feature_net, device)
+            if gap_ref is None:
+                gap_ref = _gap_reference(k, prev, gap_set, real_images, feature_net, device)
+            row = _gap_row(k, done, prev, st, gap_set, gap_ref, feature_net, device)
             rows.append(row)
             log(f"stage {k}, step {done}: KID x 100 refined synthetic vs real {100 * row['kid_to_real']:.2f}"
                 f" (raw {100 * row['kid_raw']:.2f})")
@@ -471,21 +474,30 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
     plot_losses(out / "losses.png", rows, f"stage {k} ({'S <-> R' if k == 1 else cfg.mapping})")
 
 
-def _gap_row(cfg, k, step, prev: Refiner, st: StageState, gap_set, real_images, real_labels, net, device) -> dict:
+def _gap_reference(k: int, prev: Refiner, gap_set, real_images, net, device) -> dict:
+    """What every KID measurement of stage k compares against, fixed for the stage (the earlier stages are
+    frozen): features of the real images and of the stage's real side, and the raw synthetic images' KID."""
+    from .gap import kid_fid
+
+    s_u8, _ = gap_set
+    target = map_images(lambda x: prev._signed_chain(x, k, 1), real_images, device)
+    f_real, _ = net.features_and_logits(real_images)
+    f_target, _ = net.features_and_logits(target)
+    f_raw, _ = net.features_and_logits(s_u8)
+    return {"real": f_real, "target": f_target, "kid_raw": kid_fid(f_real, f_raw, subsets=20)[0]}
+
+
+def _gap_row(k: int, step: int, prev: Refiner, st: StageState, gap_set, ref: dict, net, device) -> dict:
     """KID between the stage's refined synthetic images and (a) the real images, (b) the stage's real side."""
     from .gap import kid_fid
 
     s_u8, _ = gap_set
     st.g_sr.eval()
     refined = map_images(lambda x: st.g_sr(prev._signed_chain(x, k, 0)), s_u8, device)
-    target = map_images(lambda x: prev._signed_chain(x, k, 1), real_images, device)
     st.g_sr.train()
-    f_real, _ = net.features_and_logits(real_images)
-    f_target, _ = net.features_and_logits(target)
-    f_raw, _ = net.features_and_logits(s_u8)
     f_ref, _ = net.features_and_logits(refined)
-    return {"step": step, "kid_to_real": kid_fid(f_real, f_ref, subsets=20)[0],
-            "kid_to_target": kid_fid(f_target, f_ref, subsets=20)[0], "kid_raw": kid_fid(f_real, f_raw, subsets=20)[0]}
+    return {"step": step, "kid_to_real": kid_fid(ref["real"], f_ref, subsets=20)[0],
+            "kid_to_target": kid_fid(ref["target"], f_ref, subsets=20)[0], "kid_raw": ref["kid_raw"]}
 
 
 def _fixed_examples(source: SyntheticBatches, real_images, real_labels, n_classes: int, per_class: int = 2):
