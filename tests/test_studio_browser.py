@@ -1,5 +1,6 @@
 """The studio in a real browser: Debian's chromium driven headless by Playwright. Load the page, see the grid,
-switch a variation off and see the grid change, save a config; the screenshot is kept as an artefact."""
+switch a variation off and see the grid change, pick a whole class, edit a per-class range, save a config; the
+screenshot is kept as an artefact."""
 
 from __future__ import annotations
 
@@ -61,6 +62,22 @@ def test_the_page_in_chromium(default_models, tmp_path):
             page.check('#controls input[data-off="camera.fill"]')  # bounding-sphere framing instead
             page.wait_for_function(f"document.getElementById('grid').src !== {framed!r}", timeout=60_000)
             assert page.inner_text("#error") == ""
+            # a whole class at once: every car model checked, more images in the grid
+            cars = page.eval_on_selector_all('#models div[data-class="car"] label.model', "e => e.length")
+            one_class = page.eval_on_selector("#grid", "e => e.src")
+            page.check('#models input[data-class="car"]')
+            page.wait_for_function(f"document.getElementById('grid').src !== {one_class!r}", timeout=60_000)
+            checked = page.eval_on_selector_all('#models div[data-class="car"] label.model input:checked',
+                                                "e => e.length")
+            assert cars > 1 and checked == cars
+            # the per-class camera elevation is a table of rows: set cars to a view from straight above
+            row = page.locator('#controls table[data-ranges="camera.elevation_by_class"] tr', has=page.locator(
+                'input.cls[value="car"]'))
+            row.locator('input[type="number"]').nth(0).fill("80")
+            from_above = page.eval_on_selector("#grid", "e => e.src")
+            row.locator('input[type="number"]').nth(1).fill("89")
+            page.wait_for_function(f"document.getElementById('grid').src !== {from_above!r}", timeout=60_000)
+            assert page.inner_text("#error") == ""
             page.click("#grid", position={"x": 10, "y": 10})
             assert '"params"' in page.inner_text("#params")
             page.fill("#save-name", "from-browser.toml")
@@ -70,6 +87,7 @@ def test_the_page_in_chromium(default_models, tmp_path):
             browser.close()
         saved = (tmp_path / "from-browser.toml").read_text()
         assert "[background]\nenabled = false" in saved and 'fill = "none"' in saved
+        assert "car = [80.0, 89.0]" in saved
         assert (tmp_path / "studio.png").stat().st_size > 10_000
     finally:
         server.terminate()
