@@ -3,7 +3,9 @@
     python3 benchmarks/stream_vs_train.py
 
 Measures, on this machine, in one run:
-  1. images/s delivered by RenderStream alone (2 DataLoader workers, 32 px, all variations);
+  1. images/s delivered by RenderStream alone (2 DataLoader workers, 32 px, all variations), in whole
+     rendered batches as MixedBatches draws them (the target), and image by image through a DataLoader's
+     collation (what a hand-written loop over single images gets; shown for reference);
   2. images/s consumed by ResNet-20 training steps alone (batch 128, SGD, random inputs);
   3. training at real:synthetic 1:7 with synthetic images read from a pre-rendered disk set;
   4. the same with synthetic images rendered on the fly by RenderStream (2 workers).
@@ -104,8 +106,11 @@ def main() -> int:
         (filtered / c).symlink_to((meshes / c).resolve())
     results = {}
 
+    stream = RenderStream(filtered, cfg, class_names=CLASSES, block=128)
+    results["stream alone"] = timed(stream_loader(stream, batch_size=None, workers=args.workers), args.batches, 3)
     stream = RenderStream(filtered, cfg, class_names=CLASSES)
-    results["stream alone"] = timed(stream_loader(stream, batch_size=128, workers=args.workers), args.batches, 3)
+    results["stream alone, image by image"] = timed(stream_loader(stream, batch_size=128, workers=args.workers),
+                                                    args.batches, 3)
 
     trainer = Trainer(len(CLASSES))
     fake = (torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 4, (128,)))

@@ -27,8 +27,9 @@ def apply_sensor(images: np.ndarray, t: ParamTable) -> np.ndarray:
 
     out = images.copy()
     idx = np.nonzero(active)[0]
-    # white balance for every active image at once: the same float32 products as image by image
-    x_all = images[idx].astype(np.float32) * wb[idx].astype(np.float32)[:, None, None, :]
+    # white balance for every active image at once, uint8 times float32 straight into float32: the same
+    # products as converting first, without the converted copy
+    x_all = np.multiply(images[idx], wb[idx].astype(np.float32)[:, None, None, :], dtype=np.float32)
     for j, i in enumerate(idx):
         x = x_all[j]
         if blur[i] > 0.05:

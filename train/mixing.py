@@ -125,7 +125,6 @@ class MixedBatches:
             syn, offset = self.synthetic, self._start_epoch * len(self) * self.g_syn
             if isinstance(syn, IterableDataset):
                 import copy
-                from dataclasses import replace as _  # noqa: F401  (RenderStream is copied below)
 
                 stream = copy.copy(syn)
                 stream.start, stream.length, stream.block = syn.start + offset, None, self.n_syn
