@@ -29,7 +29,7 @@ from .variations import VariationConfig
 
 CLIP_DISTANCE0 = 0x3000
 MIN_SIZE, MAX_SIZE = 16, 1024
-MAX_BATCH = 256  # the light uniform block holds this many samples (9 vec4 each, < 64 KiB)
+MAX_BATCH = 256  # the light uniform block holds this many samples (LIGHT_VEC4S vec4 each, < 64 KiB)
 ATLAS_SIDE = 4096  # px; the atlas holds (ATLAS_SIDE // size)^2 cells, at most MAX_BATCH
 
 _OBJECT_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f 4f 4f 112x/i",
@@ -113,7 +113,8 @@ def _program(ctx: moderngl.Context, vert: str, frag: str, defines: tuple = ()) -
     def src(name: str) -> str:
         return resources.files("renderer").joinpath("shaders", name).read_text()
 
-    lines = [f"#define {k} {int(v)}" for k, v in (("MAX_BATCH", MAX_BATCH), *defines)]
+    lines = [f"#define {k} {int(v)}" for k, v in (("MAX_BATCH", MAX_BATCH), ("LIGHT_VEC4S", LIGHT_VEC4S),
+                                                   *defines)]
     header = "#version 430\n" + "\n".join(lines) + "\n" + src("common.glsl")
     return ctx.program(vertex_shader=header + src(vert), fragment_shader=header + src(frag))
 

@@ -11,7 +11,8 @@ Layout (floats per sample, in draw order), read by the VAOs with byte-skipping f
     60 crop u0 v0 u1 v1
     64 source <- destination affine of the 2D augmentation, row 0 (cell units about the centre), contrast
     68 row 1, illumination              72 unused
-Lights (uniform block, vec4 x 9 per sample): 4 directions, 4 colours, ambient (w = count).
+Lights (uniform block, vec4 x 10 per sample): 4 directions, 4 colours, ambient (w = count), the sky's
+direction in view space (w = ground ambient / sky ambient).
 
 The 2D augmentation (mirror, crop, shear) is an affine map of the image. Applied to clip-space x, y it
 commutes with the perspective divide, so it is folded into each MVP: the rendered image comes out
@@ -27,7 +28,9 @@ from .camera import eye_distance, projection_matrices, view_matrices
 from .sampling import MAX_LIGHTS, MAX_OCCLUDERS, ParamTable
 
 SAMPLE_FLOATS = 76
-LIGHT_VEC4S = 2 * MAX_LIGHTS + 1
+AMBIENT_VEC4 = 2 * MAX_LIGHTS
+SKY_VEC4 = AMBIENT_VEC4 + 1
+LIGHT_VEC4S = SKY_VEC4 + 1
 OCCLUDER_FLOATS = 16 + 12 + 4 + 4 + 4
 
 
@@ -130,8 +133,10 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np
     d = t["light_dir"]
     lights[:, :MAX_LIGHTS, :3] = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
     lights[:, MAX_LIGHTS:2 * MAX_LIGHTS, :3] = t["light_col"]
-    lights[:, -1, :3] = t["ambient"]
-    lights[:, -1, 3] = t["n_lights"]
+    lights[:, AMBIENT_VEC4, :3] = t["ambient"]
+    lights[:, AMBIENT_VEC4, 3] = t["n_lights"]
+    lights[:, SKY_VEC4, :3] = view[:, :3, 1]  # world up, in view space (the view is a rotation there)
+    lights[:, SKY_VEC4, 3] = t["ambient_ground"]
     return rows, lights, _occluders(t, proj, cells)
 
 

@@ -70,7 +70,8 @@ class ParamTable(dict):
 
         tex_mode, tex_kind, bg_mode = self["tex_mode"].tolist(), self["tex_kind"].tolist(), self["bg_mode"].tolist()
         c = {k: col(k) for k in ("tex_color1", "tex_color2", "tex_scale", "tex_dir", "specular", "ambient", "light_dir",
-                                 "light_col", "bg_color1", "bg_color2", "bg_angle", "bg_noise", "bg_crop",
+                                 "light_col", "ambient_ground", "bg_color1", "bg_color2", "bg_angle", "bg_noise",
+                                 "bg_crop",
                                  "cam_distance", "cam_fill", "cam_jitter", "occ_centre", "occ_depth", "occ_half",
                                  "occ_angle", "occ_color", "aug_crop", "aug_contrast", "aug_illum")}
         c.update({k: col(k, 3) for k in ("cam_azimuth", "cam_elevation", "cam_roll", "cam_fov", "aug_shear")})
@@ -86,7 +87,8 @@ class ParamTable(dict):
                             "color1": c["tex_color1"][i], "color2": c["tex_color2"][i], "scale": c["tex_scale"][i],
                             "direction": c["tex_dir"][i], "image": ints["tex_image"][i],
                             "specular": c["specular"][i], "shininess": shin[i]},
-                "lighting": {"ambient": c["ambient"][i], "directions": c["light_dir"][i][:n_l],
+                "lighting": {"ambient": c["ambient"][i], "ground": c["ambient_ground"][i],
+                             "directions": c["light_dir"][i][:n_l],
                              "colors": c["light_col"][i][:n_l], "temperatures": temps[i][:n_l]},
                 "background": {"mode": BACKGROUND_MODES[bg_mode[i]], "color1": c["bg_color1"][i],
                                "color2": c["bg_color2"][i], "angle": c["bg_angle"][i], "noise_scale": c["bg_noise"][i],
@@ -135,7 +137,7 @@ def draw_params(
         return uniforms(seed, hashes, indices, variation, n)
 
     _texture(t, config, u("texture", 16), b, counts.textures)
-    _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 2), b)
+    _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 3), b)
     _background(t, config, u("background", 13), b, counts.backgrounds)
     _camera(t, config, u("camera", 8), b, labels)
     _occluders(t, config, u("occlusion", 2 + 10 * MAX_OCCLUDERS), b)
@@ -223,8 +225,11 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> 
     t["light_dir"] = np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], axis=-1)
     t["light_temp"] = _lerp(v[..., 2], c.temperature)
     t["light_col"] = kelvin_to_rgb(t["light_temp"]) * _lerp(v[..., 3], c.intensity)[..., None]
-    a = _lerp(u[:, -2], c.ambient)
-    t["ambient"] = kelvin_to_rgb(_lerp(u[:, -1], c.temperature)) * a[:, None]
+    # columns by position: a column added later takes a new position, so older ones keep their values
+    k = 1 + 5 * MAX_LIGHTS
+    a = _lerp(u[:, k], c.ambient)
+    t["ambient"] = kelvin_to_rgb(_lerp(u[:, k + 1], c.temperature)) * a[:, None]
+    t["ambient_ground"] = _lerp(u[:, k + 2], c.ground)
     if not c.enabled:
         d = np.asarray(canon.light_direction, dtype=np.float64)
         t["n_lights"][:] = 1
@@ -232,6 +237,7 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> 
         t["light_col"][:, 0] = canon.light_intensity
         t["light_temp"][:, 0] = 6500.0
         t["ambient"][:] = canon.ambient
+        t["ambient_ground"][:] = 1.0
     off = np.arange(MAX_LIGHTS)[None, :] >= t["n_lights"][:, None]
     t["light_col"][off] = 0.0
 

@@ -52,6 +52,9 @@ class LightingVariation:
     temperature: Range = (4000.0, 8000.0)  # kelvin
     intensity: Range = (0.6, 1.2)
     ambient: Range = (0.2, 0.5)
+    # sky light from above, less bounced up from the ground: the ambient light a surface facing the ground
+    # gets, as a fraction of what one facing the sky gets (1 = the same from every direction)
+    ground: Range = (1.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,15 @@ def test_rerun_resumes_and_changed_settings_are_refused(default_models, tmp_path
     other = CliRunner().invoke(main, [*args(), "--seed", "9"])
     assert other.exit_code != 0
     assert "other settings (seed)" in other.output and len(other.output.strip().splitlines()) == 1
+    # a folder started before a setting existed (its render.json lacks it) resumes while the setting keeps
+    # its default, and is refused once it is changed
+    settings = json.loads((out / "render.json").read_text())
+    del settings["variations"]["lighting"]["ground"]
+    (out / "render.json").write_text(json.dumps(settings))
+    assert "0 images rendered" in _run(*args(4)).output
+    (tmp_path / "hemi.toml").write_text("[lighting]\nground = [0.3, 0.6]\n")
+    changed = _run(*args(4), "--config", tmp_path / "hemi.toml")
+    assert changed.exit_code != 0 and "other settings (variations)" in changed.output
 
 
 def test_killed_render_resumes_to_identical_files(tmp_path):

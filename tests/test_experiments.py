@@ -141,3 +141,21 @@ def test_table1_runs_and_resumes(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "seed 3:" not in again.output  # finished runs are not run again
     assert (tmp_path / "table1" / "table.md").read_text() == table
+
+
+def test_realism_steps_end_at_the_default_and_candidates_sit_on_it():
+    """The ablation's last cumulative step is today's default exactly; a candidate row is the default with
+    its one change, so its row compares with the default's and nothing else."""
+    from renderer import RenderConfig, VariationConfig
+    from train.experiments import TABLES
+    from train.realism import CANDIDATES, STEPS, step_config
+
+    assert step_config(STEPS[-1][0]) == (VariationConfig(), RenderConfig().supersample)
+    names = [spec.name for spec in TABLES["realism"]]
+    for name, _ in CANDIDATES:
+        v, ss = step_config(name)
+        assert name in names and ss == RenderConfig().supersample and v != VariationConfig()
+        changed = [f for f in VariationConfig.__dataclass_fields__ if getattr(v, f) != getattr(VariationConfig(), f)]
+        assert len(changed) == 1
+    with pytest.raises(ValueError, match="unknown realism step"):
+        step_config("+ something else")

@@ -32,6 +32,44 @@ def test_anti_aliasing_makes_edges_soft(sphere_library, gl):
     assert between[2] > 20  # a good part of the ~95 px outline
 
 
+def test_hemisphere_ambient_darkens_what_faces_the_ground(sphere_library, gl):
+    """Ambient light only (the direct lights off): one level all round at ground 1, and with less light
+    from the ground the ball's underside darkens while its top keeps its brightness."""
+    r = Renderer(sphere_library, RenderConfig(size=SIZE, variations=VariationConfig.parse("none")), ctx=gl)
+    specs = [r.spec_at(0)]
+    red = {}
+    for ground in (1.0, 0.2):
+        params = r.params(specs)
+        params["cam_distance"][:] = 2.0
+        params["light_col"][:] = 0.0
+        params["ambient_ground"][:] = ground
+        red[ground] = r.render(specs, params=params)[0, ..., 0].astype(float)
+    ball = red[1.0] < 250  # the ball's pixels (the background is white)
+    rows = np.nonzero(ball.any(axis=1))[0]
+    top, bottom = slice(rows[0] + 2, rows[0] + 6), slice(rows[-1] - 5, rows[-1] - 1)
+
+    def mean(img, band):
+        return img[band][ball[band]].mean()
+
+    assert abs(mean(red[1.0], top) - mean(red[1.0], bottom)) < 4
+    assert mean(red[0.2], bottom) < mean(red[1.0], bottom) - 20
+    assert mean(red[0.2], top) > mean(red[0.2], bottom) + 20
+
+
+def test_hemisphere_ground_is_drawn_in_range_and_off_with_lighting():
+    from renderer.sampling import draw_params
+
+    v = VariationConfig()
+    v = replace(v, lighting=replace(v.lighting, ground=(0.3, 0.6)))
+    t = draw_params(v, 0, ["car/a"] * 200, np.arange(200))
+    assert t["ambient_ground"].min() >= 0.3 and t["ambient_ground"].max() <= 0.6 and t["ambient_ground"].std() > 0.05
+    off = draw_params(replace(v, lighting=replace(v.lighting, enabled=False)), 0, ["car/a"] * 20, np.arange(20))
+    assert (off["ambient_ground"] == 1.0).all()
+    # the new column leaves every other lighting draw as it was
+    base = draw_params(VariationConfig(), 0, ["car/a"] * 200, np.arange(200))
+    assert np.array_equal(base["ambient"], t["ambient"]) and np.array_equal(base["light_dir"], t["light_dir"])
+
+
 def test_silhouette_framing_fills_the_configured_range(default_library, gl):
     """With `fill`, the longer side of each model's projected bounding box spans that fraction of the
     frame, whatever the model's shape (long trains and wide planes included)."""

@@ -64,10 +64,11 @@ TABLE2 += [RunSpec(f"real only, 4x epochs{', augmented' if aug else ''}", "1:0",
 TABLE2 += [RunSpec("real + synthetic 1:15, real-photo backgrounds", "1:15", False, backgrounds=REAL_BACKGROUNDS)]
 
 def _realism_table() -> list[RunSpec]:
-    from .realism import STEPS
+    from .realism import CANDIDATES, STEPS
 
     rows = [RunSpec(name, "0:1", False, "all", step=name) for name, _ in STEPS]
-    return rows + [RunSpec("default + real-photo backgrounds", "0:1", False, "all", backgrounds=REAL_BACKGROUNDS)]
+    rows += [RunSpec("default + real-photo backgrounds", "0:1", False, "all", backgrounds=REAL_BACKGROUNDS)]
+    return rows + [RunSpec(name, "0:1", False, "all", step=name) for name, _ in CANDIDATES]
 
 
 # realism: not in the paper: synthetic-only with the renderer's realism changes added one at a time, each

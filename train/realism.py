@@ -70,12 +70,23 @@ STEPS: list[tuple[str, Step]] = [
 ]
 
 
+def _hemisphere(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
+    return replace(v, lighting=replace(v.lighting, ground=(0.25, 0.5))), ss
+
+
+# (row name, change): candidates not (yet) in the default, each measured on top of today's default alone
+CANDIDATES: list[tuple[str, Step]] = [
+    ("default + hemisphere ambient (ground 0.25-0.5 of the sky)", _hemisphere),
+]
+
+
 def step_config(name: str, base: VariationConfig | None = None) -> tuple[VariationConfig, int]:
-    """(variations, supersample) of the step called `name`: step 0 and every step up to it applied."""
-    names = [n for n, _ in STEPS]
-    if name not in names:
+    """(variations, supersample) of the step called `name`: step 0 and every step up to it applied; for a
+    candidate, every step and then the candidate's change."""
+    names, candidates = [n for n, _ in STEPS], dict(CANDIDATES)
+    if name not in names and name not in candidates:
         raise ValueError(f"unknown realism step {name!r}")
     v, ss = base or VariationConfig(), 2
-    for _, step in STEPS[:names.index(name) + 1]:
+    for _, step in STEPS[:names.index(name) + 1] if name in names else STEPS:
         v, ss = step(v, ss)
-    return v, ss
+    return candidates[name](v, ss) if name in candidates else (v, ss)

@@ -8,8 +8,9 @@ uniform vec2 u_grid;  // atlas columns, rows
 #define PER_VERTEX_COLOUR (TEXTURE_MODE == 1 || (TEXTURE_MODE == 0 && MODEL_TEXTURE == 0))
 #endif
 
-// Lights of every sample in the batch: 4 directions, 4 colours, ambient (w = light count).
-layout(std140) uniform Lights { vec4 lights[MAX_BATCH * 9]; };
+// Lights of every sample in the batch: 4 directions, 4 colours, ambient (w = light count), sky direction
+// (w = ground ambient / sky ambient): packing.py.
+layout(std140) uniform Lights { vec4 lights[MAX_BATCH * LIGHT_VEC4S]; };
 
 // A clip-space position moved into its cell of the atlas; clip distances keep it inside.
 vec4 to_cell(vec4 p, float cell) {
@@ -44,9 +45,13 @@ void light_vertex(int slot, vec3 n, vec3 view_pos, float specular, float shinine
     vec3 v = normalize(-view_pos);
     n = normalize(n);
     if (dot(n, v) < 0.0) n = -n;
-    int base = slot * 9;
+    int base = slot * LIGHT_VEC4S;
     vec4 ambient = lights[base + 8];
+    vec4 sky = lights[base + 9];
     diffuse = ambient.rgb;
+    // a hemisphere: full ambient facing the sky, sky.w of it facing the ground (skipped at 1, so that
+    // renders without it keep their exact pixels)
+    if (sky.w < 1.0) diffuse *= mix(sky.w, 1.0, 0.5 + 0.5 * dot(n, sky.xyz));
     spec = vec3(0.0);
     int count = int(ambient.w);
     for (int i = 0; i < count; ++i) {
