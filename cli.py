@@ -689,10 +689,12 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
                    "in train/paper_figures.json and labelled with the paper's dataset.")
 @click.option("--gap-images", default=2000, show_default=True, type=click.IntRange(0),
               help="Synthetic images the domain-gap meter measures per synthetic configuration (0: no meter).")
+@click.option("--rows", default=None, help="Only the rows whose name contains one of these comma-separated "
+              "texts, e.g. --rows 'real only,1:7' (tables 1, 2 and realism; default: every row).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
 def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, backgrounds,
-               paper_file, gap_images, out, quiet):
+               paper_file, gap_images, rows, out, quiet):
     """Reproduce a paper table (table1: variation ablation, table2: mixing ratio, table3: CycleGAN and MrGAN
     refinement; realism: the renderer's realism changes one at a time, not in the paper); prints ours beside
     the paper's, with each synthetic set's domain gap.
@@ -705,6 +707,9 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
+    row_list = [r.strip() for r in rows.split(",") if r.strip()] if rows else None
+    if row_list and table == "table3":
+        _fail("--rows: table3 runs as a whole (its rows share stage 1 and the refined pools)")
     paper, paper_label = None, None
     if paper_file is not None:
         try:
@@ -725,7 +730,7 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
         else:
             text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers,
                              epochs=epochs, paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,
-                             paper_label=paper_label, gap_images=gap_images)
+                             paper_label=paper_label, gap_images=gap_images, rows=row_list)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(f"\n{table} on {variant} ({scale}, seeds {seed_list}):\n\n{text}\n-> {out / table / 'table.md'}")

@@ -24,7 +24,7 @@ from .packing import LIGHT_VEC4S, OCCLUDER_FLOATS, SAMPLE_FLOATS, pack
 from .platform import create_context
 from .pool import GeometryPool
 from .sampling import MAX_OCCLUDERS, ImageCounts, ParamTable, draw_params
-from .sensor import apply_sensor
+from .sensor import CAMERA_FLOATS, apply_jpeg, camera_rows
 from .variations import VariationConfig
 
 CLIP_DISTANCE0 = 0x3000
@@ -226,6 +226,16 @@ class Renderer:
                 [(cube_vbo, "3f 3f", "in_pos", "in_normal"), _attributes(prog, self._occ_buf, *_OCCLUDER_INSTANCE)],
                 index_buffer=cube_ibo, index_element_size=4))
         self._cube_indices = len(ci)
+        # the camera pass: anti-aliasing filter, white balance, blur, noise (shaders/camera.frag)
+        self._cam_instances = ctx.buffer(reserve=cap * CAMERA_FLOATS * 4, dynamic=True)
+        self._cam_vaos = []
+        for p in (1, 2):
+            prog = self._program("camera.vert", "camera.frag", (("PASS", p), ("SIZE", config.size),
+                                                                ("SUPERSAMPLE", config.supersample)))
+            prog["u_src"].value = 6
+            self._cam_vaos.append(ctx.vertex_array(prog, [
+                (quad, "2f", "in_corner"),
+                _attributes(prog, self._cam_instances, "4f 4f 4f/i", ("i_cam0", "i_cam1", "i_seed"))]))
         self._gpu: dict[int, _GpuModel] = {}
         self._frame_points: dict[int, np.ndarray] = {}
         self._pool = GeometryPool(ctx)
@@ -272,7 +282,7 @@ class Renderer:
             table = params.take(np.asarray(batch))
             img, msk = self._render_batch([specs[j].model for j in batch],
                                           np.array([self.cell_of(specs[j]) for j in batch]), table, masks)
-            images[batch] = apply_sensor(img, table)
+            images[batch] = apply_jpeg(img, table)
             if masks:
                 mask_out[batch] = msk
         return (images, mask_out) if masks else images
@@ -344,6 +354,12 @@ class Renderer:
 
     def _make_framebuffers(self) -> None:
         ctx, s = self.ctx, self.config.draw_size
+        # the camera pass's atlases, at output size: pass 1 in float (no rounding between the passes)
+        ow, oh = self._grid[0] * self.config.size, self._grid[1] * self.config.size
+        between = ctx.texture((ow, oh), 4, dtype="f4")
+        between.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self._cam_between = ctx.framebuffer(color_attachments=[between])
+        self._cam_out = ctx.framebuffer(color_attachments=[ctx.texture((ow, oh), 4)])
         w, h = self._grid[0] * s, self._grid[1] * s
         samples = self.config.msaa if self.config.msaa > 1 else 0
         if samples:
@@ -479,41 +495,38 @@ class Renderer:
         ctx.disable(moderngl.DEPTH_TEST)
         if self._resolved is not self._main:
             ctx.copy_framebuffer(self._resolved, self._main)
-        return self._read(self._resolved, cells - row_lo * cols, region, masks)
+        self._camera_pass(cells, table)
+        return self._read(cells - row_lo * cols, (row_lo, row_hi), masks)
 
-    def _read(self, fbo: moderngl.Framebuffer, cells: np.ndarray, region: tuple, masks: bool):
-        """One read-back of the rows in use, cut into the batch's cells and filtered to the output size."""
-        s, cols, k = self.config.draw_size, self._grid[0], self.config.supersample
-        rows = region[3] // s
+    def _camera_pass(self, cells: np.ndarray, table: ParamTable) -> None:
+        """The drawn atlas -> the output-size atlas, through the camera's filter and effects."""
+        self._cam_instances.write(camera_rows(table, cells).tobytes())
+        sources = (self._resolved.color_attachments[0], self._cam_between.color_attachments[0])
+        for fbo, source, vao in zip((self._cam_between, self._cam_out), sources, self._cam_vaos, strict=True):
+            fbo.use()
+            source.use(6)
+            vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=len(cells))
 
-        def cut(data: bytes, channels: int) -> np.ndarray:
+    def _read(self, cells: np.ndarray, atlas_rows: tuple[int, int], masks: bool):
+        """One read-back of the output atlas's rows in use (and of the drawn masks), cut into cells."""
+        cols, k = self._grid[0], self.config.supersample
+        rows = atlas_rows[1] - atlas_rows[0]
+
+        def cut(fbo: moderngl.Framebuffer, s: int, channels: int, attachment: int) -> np.ndarray:
+            region = (0, atlas_rows[0] * s, cols * s, rows * s)
+            data = fbo.read(viewport=region, components=channels, attachment=attachment, alignment=1)
             a = np.frombuffer(data, np.uint8).reshape(rows, s, cols, s, channels)
             a = a.transpose(0, 2, 1, 3, 4).reshape(rows * cols, s, s, channels)
             return a[cells, ::-1]  # GL rows run bottom-up
 
-        images = box_filter(cut(fbo.read(viewport=region, components=3, attachment=0, alignment=1), 3), k)
+        images = cut(self._cam_out, self.config.size, 3, 0)
         if not masks:
             return images, None
-        mask = cut(fbo.read(viewport=region, components=1, attachment=1, alignment=1), 1)[..., 0]
+        mask = cut(self._resolved, self.config.draw_size, 1, 1)[..., 0]
         if k > 1:  # a pixel is model where any of its samples is: the label of the most important thing in it
             n, h = mask.shape[0], mask.shape[1] // k
             mask = mask.reshape(n, h, k, h, k).max(axis=(2, 4))
         return images, mask
-
-
-def box_filter(images: np.ndarray, k: int) -> np.ndarray:
-    """(N, k h, k w, C) uint8 -> (N, h, w, C): each output pixel the rounded mean of its k x k samples.
-    Summed as k * k strided views: several times faster than a reshape-and-reduce, with the same integers."""
-    if k == 1:
-        return images
-    total = images[:, 0::k, 0::k].astype(np.uint16)
-    for dy in range(k):
-        for dx in range(k):
-            if dy or dx:
-                total += images[:, dy::k, dx::k]
-    total += (k * k) // 2
-    total //= k * k
-    return total.astype(np.uint8)
 
 
 def hull_points(positions: np.ndarray, limit: int = 512) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Camera effects on the final image: white balance, Gaussian softness, sensor noise and JPEG.
 
-Applied on the CPU to the anti-aliased uint8 images, each image from its own parameters (sampling._sensor),
-so an image stays a pure function of (seed, model, index): the noise field comes from a generator seeded by
-the sample's hash, and JPEG coding (libjpeg through Pillow) is deterministic for the same input and quality.
+White balance, blur and noise run on the GPU, in the two passes of shaders/camera.frag that also apply the
+anti-aliasing filter (the drawn atlas is read back at output size, 1/supersample^2 of the pixels); this
+module packs their per-sample values. JPEG coding stays on the CPU (libjpeg through Pillow) for the images
+that get it. Every value comes from the sample's own parameters (sampling._sensor), so an image stays a pure
+function of (seed, model, index): the grain is an integer hash of the sample's seed and pixel, and JPEG
+coding is deterministic for the same input and quality.
 """
 
 from __future__ import annotations
@@ -13,36 +16,34 @@ import numpy as np
 
 from .sampling import ParamTable
 
+CAMERA_FLOATS = 12  # per sample: cell, blur, noise, 0 | white balance rgb, 0 | seed in three 16-bit parts, 0
 
-def apply_sensor(images: np.ndarray, t: ParamTable) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> the same images through each one's camera; untouched where every effect is off."""
-    if "sensor_wb" not in t:
-        return images
-    wb, blur, noise, jpeg = t["sensor_wb"], t["sensor_blur"], t["sensor_noise"], t["sensor_jpeg"]
-    active = (np.abs(wb - 1.0).max(axis=1) > 0) | (blur > 0) | (noise > 0) | (jpeg > 0)
-    if not active.any():
+
+def camera_rows(t: ParamTable, cells: np.ndarray) -> np.ndarray:
+    """(B, CAMERA_FLOATS) float32 instance rows of the camera pass; effects absent from `t` are off."""
+    b = len(cells)
+    rows = np.zeros((b, CAMERA_FLOATS), np.float32)
+    rows[:, 0] = cells
+    rows[:, 4:7] = 1.0
+    if "sensor_wb" in t:
+        rows[:, 1] = t["sensor_blur"]
+        rows[:, 2] = t["sensor_noise"]
+        rows[:, 4:7] = t["sensor_wb"]
+        seed = t["sensor_seed"].astype(np.int64)
+        for j in range(3):  # integers below 2^16: exact in a float32, and rebuilt exactly by the shader
+            rows[:, 8 + j] = (seed >> (16 * j)) & 0xFFFF
+    return rows
+
+
+def apply_jpeg(images: np.ndarray, t: ParamTable) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> the same images, each with `sensor_jpeg` > 0 through JPEG at that quality."""
+    if "sensor_jpeg" not in t or not (t["sensor_jpeg"] > 0).any():
         return images
     from PIL import Image
-    from scipy.ndimage import gaussian_filter
 
     out = images.copy()
-    idx = np.nonzero(active)[0]
-    # white balance for every active image at once, uint8 times float32 straight into float32: the same
-    # products as converting first, without the converted copy
-    x_all = np.multiply(images[idx], wb[idx].astype(np.float32)[:, None, None, :], dtype=np.float32)
-    for j, i in enumerate(idx):
-        x = x_all[j]
-        if blur[i] > 0.05:
-            x = gaussian_filter(x, sigma=(blur[i], blur[i], 0.0), mode="nearest", truncate=3.0)
-        if noise[i] > 0:
-            rng = np.random.default_rng(int(t["sensor_seed"][i]))
-            x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(255.0 * noise[i])
-        x_all[j] = x
-    coded = np.clip(x_all + 0.5, 0, 255).astype(np.uint8)
-    for j, i in enumerate(idx):
-        if jpeg[i] > 0:
-            coded[j] = _jpeg(coded[j], int(jpeg[i]), Image)
-    out[idx] = coded
+    for i in np.nonzero(t["sensor_jpeg"] > 0)[0]:
+        out[i] = _jpeg(images[i], int(t["sensor_jpeg"][i]), Image)
     return out
 
 

@@ -159,3 +159,16 @@ def test_realism_steps_end_at_the_default_and_candidates_sit_on_it():
         assert len(changed) == 1
     with pytest.raises(ValueError, match="unknown realism step"):
         step_config("+ something else")
+
+
+def test_rows_runs_only_the_rows_named(tmp_path):
+    require_data("cifar", "cifar10-train-subset.npz")
+    base = ["experiment", "table1", "--counts", "8,4,60", "--epochs", "1", "--seeds", "4", "--workers", "0",
+            "--gap-images", "0", "--quiet", "--out", str(tmp_path)]
+    none = CliRunner().invoke(main, [*base, "--rows", "no such row"])
+    assert none.exit_code == 1 and "--rows no such row: no row of table1 matches" in none.output
+    some = CliRunner().invoke(main, [*base, "--rows", "+ camera,TEXTURE"])
+    assert some.exit_code == 0, some.output
+    ran = [s.name for s in TABLE1 if f"| {s.name} | seed 4:" in some.output]
+    assert ran and all("camera" in n or "texture" in n for n in ran)
+    assert len(ran) == sum("+ camera" in s.name or "texture" in s.name.lower() for s in TABLE1)

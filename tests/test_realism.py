@@ -32,6 +32,20 @@ def test_anti_aliasing_makes_edges_soft(sphere_library, gl):
     assert between[2] > 20  # a good part of the ~95 px outline
 
 
+def test_the_anti_aliasing_filter_is_the_mean_of_the_drawn_samples(default_library, gl):
+    """The GPU camera pass with every effect off: each output pixel is the mean of its 2 x 2 drawn samples.
+    The same samples are what a renderer at twice the size without supersampling returns (same draw size,
+    so the same atlas cells and the same rasterisation); the mean is taken in float and rounded once, so it
+    may land one level from NumPy's rounding of an exact half."""
+    v = VariationConfig.parse("texture,lighting,background,camera,occlusion,augment2d")
+    small = Renderer(default_library, RenderConfig(size=32, supersample=2, variations=v), ctx=gl)
+    large = Renderer(default_library, RenderConfig(size=64, supersample=1, variations=v), ctx=gl)
+    specs = [small.spec_at(i) for i in range(48)]
+    x, y = small.render(specs).astype(int), large.render(specs).astype(int)
+    mean = (y[:, 0::2, 0::2] + y[:, 1::2, 0::2] + y[:, 0::2, 1::2] + y[:, 1::2, 1::2] + 2) // 4
+    assert np.abs(mean - x).max() <= 1 and (mean == x).mean() > 0.9
+
+
 def test_hemisphere_ambient_darkens_what_faces_the_ground(sphere_library, gl):
     """Ambient light only (the direct lights off): one level all round at ground 1, and with less light
     from the ground the ball's underside darkens while its top keeps its brightness."""

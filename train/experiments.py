@@ -189,9 +189,10 @@ def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
 def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
               workers: int = 2, epochs: int | None = None, paper: PaperValues | None = None, log=print,
               progress: bool = True, backgrounds: Path | None = None, paper_label: str | None = None,
-              gap_images: int = GAP_IMAGES) -> str:
+              gap_images: int = GAP_IMAGES, rows: list[str] | None = None) -> str:
     """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
-    leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run."""
+    leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run.
+    `rows`: only the configurations whose name contains one of these texts (case-insensitive)."""
 
     from .config import images_per_epoch, preset
     from .datasets import RealDataset, RenderStream
@@ -202,8 +203,11 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     if paper is None:
         paper, shipped_label = shipped_paper_values(table)
         paper_label = paper_label or shipped_label
-    specs = [spec for spec in TABLES[table] if spec.backgrounds is None or backgrounds is not None]
-    skipped = [spec.name for spec in TABLES[table] if spec not in specs]
+    chosen = [spec for spec in TABLES[table] if rows is None or any(r.lower() in spec.name.lower() for r in rows)]
+    if not chosen:
+        raise ValueError(f"--rows {','.join(rows or [])}: no row of {table} matches ({'; '.join(row_names(table))})")
+    specs = [spec for spec in chosen if spec.backgrounds is None or backgrounds is not None]
+    skipped = [spec.name for spec in chosen if spec not in specs]
     if skipped:
         log(f"no real-photo background folder: skipping {', '.join(skipped)}")
     if not (out / table / "samples.png").is_file():
