@@ -172,3 +172,10 @@ def test_rows_runs_only_the_rows_named(tmp_path):
     ran = [s.name for s in TABLE1 if f"| {s.name} | seed 4:" in some.output]
     assert ran and all("camera" in n or "texture" in n for n in ran)
     assert len(ran) == sum("+ camera" in s.name or "texture" in s.name.lower() for s in TABLE1)
+    # the table lists every row; those not run yet have no figure
+    table = (tmp_path / "table1" / "table.md").read_text()
+    assert all(f"| {s.name} |" in table for s in TABLE1)
+    more = CliRunner().invoke(main, [*base, "--rows", "+ background"])
+    assert more.exit_code == 0 and "| + camera | seed 4:" not in more.output  # finished rows are not re-run
+    results = json.loads((tmp_path / "table1" / "results.json").read_text())["test_acc_at_best_val"]
+    assert len(results["+ camera"]) == 1 and len(results["+ background"]) == 1  # earlier rows kept in the table

@@ -192,7 +192,8 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
               gap_images: int = GAP_IMAGES, rows: list[str] | None = None) -> str:
     """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
     leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run.
-    `rows`: only the configurations whose name contains one of these texts (case-insensitive)."""
+    `rows`: train only the configurations whose name contains one of these texts (case-insensitive); the
+    table still shows every configuration's finished runs."""
 
     from .config import images_per_epoch, preset
     from .datasets import RealDataset, RenderStream
@@ -206,7 +207,7 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     chosen = [spec for spec in TABLES[table] if rows is None or any(r.lower() in spec.name.lower() for r in rows)]
     if not chosen:
         raise ValueError(f"--rows {','.join(rows or [])}: no row of {table} matches ({'; '.join(row_names(table))})")
-    specs = [spec for spec in chosen if spec.backgrounds is None or backgrounds is not None]
+    specs = [spec for spec in TABLES[table] if spec.backgrounds is None or backgrounds is not None]
     skipped = [spec.name for spec in chosen if spec not in specs]
     if skipped:
         log(f"no real-photo background folder: skipping {', '.join(skipped)}")
@@ -216,9 +217,14 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     details: dict[str, list[dict]] = {spec.name: [] for spec in specs}
     gaps: dict[str, dict] = {}
     for spec in specs:  # the meter first: a minute per configuration, readable long before the training ends
-        if spec.ratio == "0:1" and gap_images > 0:
-            gaps[spec.name] = _gap(spec, out / table / slug(spec.name) / "gap.json", real_dir, train, models,
-                                   seeds[0], backgrounds, gap_images, progress, log)
+        if spec.ratio != "0:1" or gap_images == 0:
+            continue
+        path = out / table / slug(spec.name) / "gap.json"
+        if spec in chosen:
+            gaps[spec.name] = _gap(spec, path, real_dir, train, models, seeds[0], backgrounds, gap_images,
+                                   progress, log)
+        elif path.is_file():
+            gaps[spec.name] = json.loads(path.read_text())
     text = ""
     for seed in seeds:
         for spec in specs:
@@ -230,6 +236,8 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
             cfg = replace(cfg, extra={"table": table, "data": data, "configuration": spec.name,
                                       "variations": spec.variations})
             run = out / table / slug(spec.name) / f"seed-{seed}"
+            if spec not in chosen and not finished(run, cfg.epochs):
+                continue  # not asked for: shown only as far as it has run
             if not finished(run, cfg.epochs):
                 images = cfg.epochs * images_per_epoch(len(train), cfg.ratio, cfg.batch_size)
                 log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio} ({images:,} images)")
