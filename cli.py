@@ -691,10 +691,14 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
               help="Synthetic images the domain-gap meter measures per synthetic configuration (0: no meter).")
 @click.option("--rows", default=None, help="Only the rows whose name contains one of these comma-separated "
               "texts, e.g. --rows 'real only,1:7' (tables 1, 2 and realism; default: every row).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="TOML render settings (see mixreal config show) every synthetic row starts from; each row "
+                   "still switches its own variations on and off, and renders at the real images' size with the "
+                   "run's seed. Recorded in OUT/<table>/render.json: another config needs another --out.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
 def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, backgrounds,
-               paper_file, gap_images, rows, out, quiet):
+               paper_file, gap_images, rows, config_file, out, quiet):
     """Reproduce a paper table (table1: variation ablation, table2: mixing ratio, table3: CycleGAN and MrGAN
     refinement; realism: the renderer's realism changes one at a time, not in the paper); prints ours beside
     the paper's, with each synthetic set's domain gap.
@@ -717,6 +721,14 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
         except ValueError as exc:
             _fail(str(exc))
         paper_label = f"from {paper_file}"
+    render_base = None
+    if config_file is not None:
+        from renderer.config_file import ConfigError, load_config
+
+        try:
+            render_base = load_config(config_file)
+        except ConfigError as exc:
+            _fail(str(exc))
     if backgrounds is None and (_data_root() / "backgrounds").is_dir():
         backgrounds = _data_root() / "backgrounds"
     real_dir = _experiment_data(variant, cifar10, cifar100, out, counts)
@@ -726,11 +738,12 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
             from train.table3 import run_table3
 
             text = run_table3(variant, real_dir, model_dir, out, scale, seed_list, epochs=epochs, log=click.echo,
-                              progress=not quiet, gap_images=gap_images, paper=paper, paper_label=paper_label)
+                              progress=not quiet, gap_images=gap_images, paper=paper, paper_label=paper_label,
+                              render_base=render_base)
         else:
             text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers,
                              epochs=epochs, paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,
-                             paper_label=paper_label, gap_images=gap_images, rows=row_list)
+                             paper_label=paper_label, gap_images=gap_images, rows=row_list, render_base=render_base)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
     click.echo(f"\n{table} on {variant} ({scale}, seeds {seed_list}):\n\n{text}\n-> {out / table / 'table.md'}")

@@ -179,3 +179,31 @@ def test_rows_runs_only_the_rows_named(tmp_path):
     assert more.exit_code == 0 and "| + camera | seed 4:" not in more.output  # finished rows are not re-run
     results = json.loads((tmp_path / "table1" / "results.json").read_text())["test_acc_at_best_val"]
     assert len(results["+ camera"]) == 1 and len(results["+ background"]) == 1  # earlier rows kept in the table
+
+
+def test_config_file_sets_every_synthetic_rows_ranges(tmp_path):
+    require_data("cifar", "cifar10-train-subset.npz")
+    config = tmp_path / "narrow.toml"
+    config.write_text("size = 64\n[camera]\nelevation = [2.0, 3.0]\n[camera.elevation_by_class]\n"
+                      "[lighting]\nenabled = false\n")
+    base = ["experiment", "table1", "--counts", "8,4,60", "--epochs", "1", "--seeds", "1", "--workers", "0",
+            "--gap-images", "0", "--quiet", "--rows", "+ camera", "--out", str(tmp_path / "out")]
+    ran = CliRunner().invoke(main, [*base, "--config", str(config)])
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads((tmp_path / "out" / "table1" / "camera" / "seed-1" / "summary.json").read_text())
+    synthetic = summary["synthetic"]
+    assert synthetic["kind"] == "stream" and synthetic["size"] == 32 and synthetic["seed"] == 1  # the run's own
+    assert synthetic["variations"]["camera"]["elevation"] == [2.0, 3.0]  # the file's range
+    # the row's switches win over the file's: "+ camera" has lighting on
+    assert synthetic["variations"]["lighting"]["enabled"] is True
+    assert synthetic["variations"]["occlusion"]["enabled"] is False
+    recorded = json.loads((tmp_path / "out" / "table1" / "render.json").read_text())
+    assert recorded["variations"]["camera"]["elevation"] == [2.0, 3.0]
+    # another config into the same folder would put its runs beside these: refused in one line
+    other = CliRunner().invoke(main, base)
+    assert other.exit_code == 1 and "already holds a render made with other settings (variations)" in other.output
+    assert "Traceback" not in other.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera]\nelevaton = [0, 1]\n")
+    refused = CliRunner().invoke(main, [*base, "--config", str(bad)])
+    assert refused.exit_code == 1 and "elevaton" in refused.output and "elevation" in refused.output

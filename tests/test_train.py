@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,6 +181,14 @@ def test_synthetic_only_stream_takes_render_options_and_the_mixed_budget(default
     cfg = preset("resnet20", "quick", ratio="0:1", batch_size=32)
     assert epoch_batches(cfg, 8) == 4 and epoch_batches(replace(cfg, ratio="1:0"), 8) == 1
     assert float(metrics[1].split(",")[-1]) > 0  # images/s of an epoch that ran
+    # the run records what it rendered, and a resume with other render settings is refused, not mixed in
+    assert summary["synthetic"]["kind"] == "stream" and summary["synthetic"]["size"] == 32
+    assert Path(summary["synthetic"]["variations"]["background"]["image_dir"]).resolve() == photos.resolve()
+    again = CliRunner().invoke(main, ["train", "classify", "--real", str(real), "--stream", str(default_models),
+                                      "--ratio", "0:1", "--batch-size", "32", "--epochs", "2", "--workers", "0",
+                                      "--quiet", "--out", str(out)])
+    assert again.exit_code == 1 and "trained on other synthetic images (variations)" in again.output
+    assert "Traceback" not in again.output and len((out / "metrics.csv").read_text().splitlines()) == 2
 
 
 def test_unreadable_synthetic_images_are_reported_once_and_skipped(tiny_real, rendered32, tmp_path):

@@ -85,6 +85,11 @@ class RenderedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def describe(self) -> dict:
+        """What a training run records of its synthetic images (summary.json, checked on resume)."""
+        return {"kind": "folder", "root": str(self.root.resolve()), "images": len(self.entries),
+                "classes": list(self.class_names)}
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.load(i)[:2]
 
@@ -193,6 +198,14 @@ class RenderStream(IterableDataset):
         if self.length is None:
             raise TypeError("an endless RenderStream has no length")
         return self.length
+
+    def describe(self) -> dict:
+        """What a training run records of its synthetic images: the models and every render setting, as
+        `mixreal render` writes them into render.json (summary.json, checked on resume)."""
+        from renderer.export import settings_of
+
+        return {"kind": "stream", **settings_of(self.config, self.models_root.resolve()),
+                "classes": list(self.class_names), "start": self.start}
 
     def _renderer(self, shard: int):
         from renderer import ModelLibrary, Renderer

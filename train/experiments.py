@@ -189,11 +189,12 @@ def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
 def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
               workers: int = 2, epochs: int | None = None, paper: PaperValues | None = None, log=print,
               progress: bool = True, backgrounds: Path | None = None, paper_label: str | None = None,
-              gap_images: int = GAP_IMAGES, rows: list[str] | None = None) -> str:
+              gap_images: int = GAP_IMAGES, rows: list[str] | None = None, render_base=None) -> str:
     """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
     leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run.
     `rows`: train only the configurations whose name contains one of these texts (case-insensitive); the
-    table still shows every configuration's finished runs."""
+    table still shows every configuration's finished runs. `render_base`: the RenderConfig (a --config
+    file) whose ranges every synthetic row starts from, each row switching its variations on and off."""
 
     from .config import images_per_epoch, preset
     from .datasets import RealDataset, RenderStream
@@ -204,6 +205,7 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     if paper is None:
         paper, shipped_label = shipped_paper_values(table)
         paper_label = paper_label or shipped_label
+    check_render_base(out / table, render_base, models)
     chosen = [spec for spec in TABLES[table] if rows is None or any(r.lower() in spec.name.lower() for r in rows)]
     if not chosen:
         raise ValueError(f"--rows {','.join(rows or [])}: no row of {table} matches ({'; '.join(row_names(table))})")
@@ -212,7 +214,7 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     if skipped:
         log(f"no real-photo background folder: skipping {', '.join(skipped)}")
     if not (out / table / "samples.png").is_file():
-        _write_samples(out / table / "samples.png", specs, train, models, seeds[0], backgrounds)
+        _write_samples(out / table / "samples.png", specs, train, models, seeds[0], backgrounds, render_base)
     results: dict[str, list[float]] = {spec.name: [] for spec in specs}
     details: dict[str, list[dict]] = {spec.name: [] for spec in specs}
     gaps: dict[str, dict] = {}
@@ -222,7 +224,7 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
         path = out / table / slug(spec.name) / "gap.json"
         if spec in chosen:
             gaps[spec.name] = _gap(spec, path, real_dir, train, models, seeds[0], backgrounds, gap_images,
-                                   progress, log)
+                                   progress, log, render_base)
         elif path.is_file():
             gaps[spec.name] = json.loads(path.read_text())
     text = ""
@@ -243,7 +245,8 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
                 log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio} ({images:,} images)")
                 synthetic = None
                 if spec.ratio != "1:0":
-                    synthetic = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=classes)
+                    synthetic = RenderStream(models, _render_config(spec, seed, backgrounds, render_base),
+                                             class_names=classes)
                 train_classifier(cfg, train, val, test, synthetic, run, classes, progress=progress,
                                  log=lambda m: log(m) if m.startswith("warning") else None)
             summary = json.loads((run / "summary.json").read_text())
@@ -253,8 +256,21 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     return text
 
 
+def check_render_base(folder: Path, base, models: Path) -> None:
+    """A sweep's folder holds runs of one set of render ranges: FOLDER/render.json records them on first use,
+    and a later sweep with another --config is refused (its finished runs would be read as this one's)."""
+    from renderer import RenderConfig
+    from renderer.export import check_settings, settings_of
+
+    settings = settings_of(base or RenderConfig(), Path(models).resolve())
+    for per_run in ("seed", "size"):  # each run sets these itself
+        settings.pop(per_run)
+    folder.mkdir(parents=True, exist_ok=True)
+    check_settings(folder, settings)
+
+
 def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: int, backgrounds: Path | None,
-         n_images: int, progress: bool, log) -> dict:
+         n_images: int, progress: bool, log, render_base=None) -> dict:
     """The gap meter's report for one synthetic configuration (n_images class-balanced images against the
     real train split), cached in `path`."""
     from renderer.export import atomic_write_text
@@ -262,34 +278,44 @@ def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: i
     from . import gap as meter
     from .datasets import RenderStream
 
-    if path.is_file() and json.loads(path.read_text()).get("n_synthetic") == n_images:
-        return json.loads(path.read_text())
+    config = _render_config(spec, seed, backgrounds, render_base)
+    from renderer.export import settings_of
+
+    settings = settings_of(config, Path(models).resolve())
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        # a reading of other images (another --config, older code) is measured again
+        if cached.get("n_synthetic") == n_images and cached.get("render", settings) == settings:
+            return cached
     net = meter.cached_feature_net(real_dir, progress=progress, log=log)
-    stream = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=train.class_names,
-                          length=n_images)
+    stream = RenderStream(models, config, class_names=train.class_names, length=n_images)
     images, labels = meter.collect(stream)
     report, _ = meter.measure(net, train.images, train.labels, images, labels, train.class_names)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic_write_text(path, json.dumps({**report.to_dict(), "render": settings}, indent=2) + "\n")
     log(f"gap | {spec.name}: KID x 100 {100 * report.kid:.2f}, real classifier on it {100 * report.accuracy:.1f}%")
     return report.to_dict()
 
 
-def _render_config(spec: RunSpec, seed: int, backgrounds: Path | None, size: int = 32):
-    from renderer import RenderConfig, VariationConfig
+def _render_config(spec: RunSpec, seed: int, backgrounds: Path | None, base=None, size: int = 32):
+    """The row's render settings: `base` (default: the defaults) with the row's variations switched on, its
+    realism step and background folder; the run's seed; the real images' size."""
+    from renderer import RenderConfig
+    from renderer.variations import parse_names
 
-    variations, supersample = VariationConfig.parse(spec.variations), RenderConfig().supersample
+    base = base or RenderConfig()
+    variations, supersample = base.variations.only(parse_names(spec.variations)), base.supersample
     if spec.step is not None:
         from .realism import step_config
 
         variations, supersample = step_config(spec.step, variations)
     if spec.backgrounds == REAL_BACKGROUNDS:
         variations = replace(variations, background=replace(variations.background, image_dir=backgrounds))
-    return RenderConfig(size=size, seed=seed, variations=variations, supersample=supersample)
+    return replace(base, size=size, seed=seed, variations=variations, supersample=supersample)
 
 
 def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: int, backgrounds: Path | None,
-                   n: int = 16) -> None:
+                   render_base=None, n: int = 16) -> None:
     """The first `n` real training images and the first `n` synthetic images of each variation setting
     in the table: exactly what the runs of seed `seed` start training on."""
     from .datasets import RenderStream
@@ -307,7 +333,8 @@ def _write_samples(path: Path, specs: list[RunSpec], train, models: Path, seed: 
                 label = spec.name
             first.setdefault((spec.variations, spec.backgrounds, spec.step), (label, spec))
     for label, spec in first.values():
-        stream = RenderStream(models, _render_config(spec, seed, backgrounds), class_names=train.class_names, length=n)
+        stream = RenderStream(models, _render_config(spec, seed, backgrounds, render_base),
+                              class_names=train.class_names, length=n)
         rows.append((label, [image.numpy() for image, _ in stream]))
     samples_sheet(path, rows)
 

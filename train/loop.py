@@ -127,6 +127,15 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in full.items() if k not in ignore}
 
 
+def describe_source(synthetic) -> dict | None:
+    """The synthetic source as JSON (None: real only): a stream's models and full render settings, or a
+    rendered folder's path and size."""
+    if synthetic is None:
+        return None
+    describe = getattr(synthetic, "describe", None)
+    return describe() if describe is not None else {"kind": type(synthetic).__name__, "images": len(synthetic)}
+
+
 def refine_synthetic(images: torch.Tensor, is_real: torch.Tensor, transform) -> torch.Tensor:
     """A mixed batch with its synthetic images passed through `transform` (uint8 -> uint8), the real kept."""
     if transform is None or bool(is_real.all()):
@@ -162,6 +171,9 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}: sgd or adam")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
 
+    # what the synthetic images are, as JSON: recorded in the checkpoint and summary, so that a run can be
+    # reproduced and a resume with other render settings is refused rather than mixing two distributions
+    source = describe_source(synthetic)
     # resume where a killed run stopped: the last completed epoch's checkpoint
     start_epoch, best = 0, {"val_acc": -1.0, "test_acc": 0.0, "epoch": -1}
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -170,6 +182,12 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         if _comparable(state["config"]) != _comparable(cfg.to_dict()):
             changed = sorted(k for k, v in _comparable(cfg.to_dict()).items() if state["config"].get(k) != v)
             raise RunMismatch(f"{out}: holds a run with other settings ({', '.join(changed)}); use another --out")
+        # a checkpoint from before sources were recorded holds none: nothing to compare it with
+        if state.get("synthetic") is not None and state["synthetic"] != source:
+            changed = sorted(k for k in {**state["synthetic"], **source}
+                             if state["synthetic"].get(k) != source.get(k))
+            raise RunMismatch(f"{out}: holds a run trained on other synthetic images ({', '.join(changed)}); "
+                              "use another --out")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -248,6 +266,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                 save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                             "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                                             "epoch": epoch, "best": best, "config": cfg.to_dict(),
+                                            "synthetic": source,
                                             "class_names": list(class_names)})
                 write_metrics(out / "metrics.csv", rows)
                 plot_curves(out / "accuracy.png", rows, title)
@@ -279,6 +298,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         "device": str(device),
         "world_size": dd.world,
         "config": replace(cfg).to_dict(),
+        "synthetic": source,
     }
     if dd.main:
         write_summary(out / "summary.json", summary)

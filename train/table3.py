@@ -68,13 +68,13 @@ class Pool(torch.utils.data.Dataset):
 
 
 def gan_runs(out: Path, seed: int, real, models: Path, scale: str, feature_net, progress: bool, log,
-             overrides: dict | None = None) -> dict[str, Path]:
+             overrides: dict | None = None, render_base=None) -> dict[str, Path]:
     """Train (or resume) the MrGAN of every mapping for one seed; rr-rs first, its stage 1 shared."""
     from .datasets import RenderStream
     from .mrgan import GENERATORS, mrgan_preset, train_mrgan
 
     root = out / "table3" / "gan" / f"seed-{seed}"
-    stream = RenderStream(models, _render_config(seed), class_names=real.class_names)
+    stream = RenderStream(models, _render_config(seed, render_base), class_names=real.class_names)
     runs = {}
     for mapping in MAPPINGS:
         run = root / mapping
@@ -92,14 +92,17 @@ def gan_runs(out: Path, seed: int, real, models: Path, scale: str, feature_net, 
     return runs
 
 
-def _render_config(seed: int):
+def _render_config(seed: int, base=None):
+    """`base` (a --config file; default: the defaults) at the real images' size and the run's seed."""
+    from dataclasses import replace
+
     from renderer import RenderConfig
 
-    return RenderConfig(size=32, seed=seed)
+    return replace(base or RenderConfig(), size=32, seed=seed)
 
 
 def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, class_names: list[str],
-         n: int = POOL_IMAGES) -> Pool:
+         n: int = POOL_IMAGES, render_base=None) -> Pool:
     """The seed's synthetic pool, raw (key None) or refined by a refiner key, cached as .npz."""
     from .cifar_da import _atomic_savez
     from .datasets import RenderStream
@@ -110,7 +113,8 @@ def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, cl
         with np.load(path, allow_pickle=False) as d:
             return Pool(torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), class_names)
     if key is None:
-        stream = RenderStream(models, _render_config(seed), class_names=class_names, length=n, block=256)
+        stream = RenderStream(models, _render_config(seed, render_base), class_names=class_names, length=n,
+                              block=256)
         images, labels = [], []
         for x, y in stream:
             images.append(x)
@@ -120,7 +124,7 @@ def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, cl
             keep = labels >= 0
             images, labels = images[keep], labels[keep]
     else:
-        raw = pool(out, seed, None, runs, models, class_names, n)
+        raw = pool(out, seed, None, runs, models, class_names, n, render_base)
         ref = _refiner(key, runs)
         images, labels = ref.s2r(raw.images), raw.labels
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,13 +146,13 @@ def _refiner(key: str, runs: dict[str, Path]):
 def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
                epochs: int | None = None, log=print, progress: bool = True, gap_images: int = 2000,
                paper: dict[str, float] | None = None, paper_label: str | None = None,
-               gan_overrides: dict | None = None, pool_images: int = POOL_IMAGES) -> str:
+               gan_overrides: dict | None = None, pool_images: int = POOL_IMAGES, render_base=None) -> str:
     """Every row of Table 3 for each seed, seed by seed (GANs first), rewriting table.md after every run.
     gan_overrides: mrgan_preset keywords (iterations, batch_size, ...) for every GAN; pool_images: the size of
-    each seed's synthetic pool."""
+    each seed's synthetic pool; render_base: the RenderConfig (a --config file) the synthetic images use."""
     from .config import preset
     from .datasets import RealDataset
-    from .experiments import _write_table, shipped_paper_values, slug
+    from .experiments import _write_table, check_render_base, shipped_paper_values, slug
     from .gap import cached_feature_net
     from .loop import train_classifier
 
@@ -157,6 +161,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     if paper is None:
         paper, shipped_label = shipped_paper_values("table3", [row.name for row in TABLE3])
         paper_label = paper_label or shipped_label
+    check_render_base(out / "table3", render_base, models)
     net = cached_feature_net(real_dir, progress=progress, log=log)
     results: dict[str, list[float]] = {row.name: [] for row in TABLE3}
     details: dict[str, list[dict]] = {row.name: [] for row in TABLE3}
@@ -164,13 +169,15 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     ratios = QUICK_RATIOS if scale == "quick" else PAPER_RATIOS
     text = ""
     for seed in seeds:
-        runs = gan_runs(out, seed, splits["train"], models, scale, net, progress, log, gan_overrides)
+        runs = gan_runs(out, seed, splits["train"], models, scale, net, progress, log, gan_overrides,
+                        render_base)
         for row in TABLE3:
             real = splits
             if row.refine_real:
                 ref = _refiner(row.refiner, runs)
                 real = {k: v.mapped(ref.real_domain) for k, v in splits.items()}
-            syn = pool(out, seed, row.refiner, runs, models, classes, pool_images) if row.ratio != "1:0" else None
+            syn = None if row.ratio == "1:0" else pool(out, seed, row.refiner, runs, models, classes, pool_images,
+                                                       render_base)
             if syn is not None and gap_images:
                 gaps_by_seed.setdefault(row.name, []).append(
                     _gap(out / "table3" / slug(row.name) / f"seed-{seed}" / "gap.json", net, real["train"], syn,
