@@ -1,6 +1,7 @@
 """The studio in a real browser: Debian's chromium driven headless by Playwright. Load the page, see the grid,
 switch a variation off and see the grid change, pick a whole class, edit a per-class range, save a config; the
-screenshot is kept as an artefact."""
+screenshot is kept as an artefact
+(test-artifacts/studio.png, or $MIXREAL_TEST_ARTIFACTS)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,6 +91,10 @@ def test_the_page_in_chromium(default_models, tmp_path):
         assert "[background]\nenabled = false" in saved and 'fill = "none"' in saved
         assert "car = [80.0, 89.0]" in saved
         assert (tmp_path / "studio.png").stat().st_size > 10_000
+        # the artefact outlives pytest's tmp_path: where CI (or a person) can look at what the browser saw
+        keep = Path(os.environ.get("MIXREAL_TEST_ARTIFACTS", REPO / "test-artifacts"))
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_path / "studio.png", keep / "studio.png")
     finally:
         server.terminate()
         server.wait(timeout=10)
