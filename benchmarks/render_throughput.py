@@ -66,8 +66,17 @@ def bench_mixreal(models: Path, size: int, n: int, seed: int) -> dict:
         images = r.render(specs)  # includes drawing every latent parameter
         rates.append(n / (time.perf_counter() - t0))
         assert images.shape == (n, size, size, 3)
+    # where the time goes: one more run with each pass waited for and timed (not in the rates above)
+    timer = r.time_passes()
+    specs = [SampleSpec(m, k) for m, k in specs_for(len(lib.models), n, offset=len(lib.models) * 4 + REPEATS * n)]
+    t0 = time.perf_counter()
+    r.render(specs)
+    total = time.perf_counter() - t0
+    r.time_passes(False)
+    passes = {name: sec / total for name, sec in timer.seconds.items()}
     return {"images_per_s": float(np.median(rates)), "runs": rates, "n": n, "warmup_s": warm,
-            "gl": r.ctx.info["GL_RENDERER"], **r.stats()}
+            "gl": r.ctx.info["GL_RENDERER"], "supersample": r.config.supersample, "pass_fraction": passes,
+            **r.stats()}
 
 
 def bench_pyrender(models: Path, size: int, n: int, seed: int) -> dict:
@@ -208,6 +217,14 @@ def main() -> int:
         spread = f"{min(m['runs']):,.0f}-{max(m['runs']):,.0f}"
         print(f"| {row['size']} | {m['images_per_s']:,.0f} ({spread}) | {py} | {ratio} | "
               f"{m['faces_drawn']:,} / {m['faces_full']:,} |")
+    names = list(dict.fromkeys(k for row in rows for k in row["mixreal"]["pass_fraction"]))
+    print("\nWhere mixreal's time goes (share of one extra run with every pass waited for; "
+          f"supersample {rows[0]['mixreal']['supersample']}):\n")
+    print("| pass | " + " | ".join(f"{row['size']} px" for row in rows) + " |")
+    print("|---|" + "---:|" * len(rows))
+    for name in names:
+        print(f"| {name} | " + " | ".join(f"{100 * row['mixreal']['pass_fraction'].get(name, 0.0):.0f} %"
+                                          for row in rows) + " |")
     if args.json:
         args.json.write_text(json.dumps({"date": when, "models": str(models), "rows": rows}, indent=2))
     if failed:

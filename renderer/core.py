@@ -240,6 +240,7 @@ class Renderer:
         self._frame_points: dict[int, np.ndarray] = {}
         self._pool = GeometryPool(ctx)
         self._check: SilhouetteCheck | None = None
+        self._timer: PassTimer | None = None
         self._make_framebuffers()
 
     # ------------------------------------------------------------------ public
@@ -276,13 +277,19 @@ class Renderer:
         n, s = len(specs), self.config.size
         images = np.empty((n, s, s, 3), np.uint8)
         mask_out = np.empty((n, s, s), np.uint8) if masks else None
+        if self._timer is not None:
+            self._timer.mark(None)
         if params is None:
             params = self.params(specs)
+        if self._timer is not None:
+            self._timer.mark("latent parameters (CPU)")
         for batch in self._batches(specs):
             table = params.take(np.asarray(batch))
             img, msk = self._render_batch([specs[j].model for j in batch],
                                           np.array([self.cell_of(specs[j]) for j in batch]), table, masks)
             images[batch] = apply_jpeg(img, table)
+            if self._timer is not None:
+                self._timer.mark("JPEG (CPU)")
             if masks:
                 mask_out[batch] = msk
         return (images, mask_out) if masks else images
@@ -295,6 +302,12 @@ class Renderer:
             "faces_full": sum(self.models[i].mesh.n_faces for i in used),
             "faces_drawn": sum(self._gpu[i].index_count // 3 for i in used),
         }
+
+    def time_passes(self, on: bool = True) -> PassTimer | None:
+        """Per-pass wall time from now on (`PassTimer.seconds`), for benchmarks: it waits for the GL to finish
+        each pass, so it slows rendering a little and leaves every pixel as it is."""
+        self._timer = PassTimer(self.ctx) if on else None
+        return self._timer
 
     def release(self) -> None:
         self.ctx.release()
@@ -424,6 +437,8 @@ class Renderer:
     def _render_batch(self, models: list[int], cells: np.ndarray, table: ParamTable, masks: bool):
         ctx, s = self.ctx, self.config.draw_size
         n = len(models)
+        mark = self._timer.mark if self._timer is not None else _no_mark
+        mark(None)
         gpus = [self._gpu_model(m) for m in models]
         variants = [_object_variant(int(table["tex_mode"][j]), int(table["tex_kind"][j]), gpus[j].has_uvs,
                                     gpus[j].has_texture) for j in range(n)]
@@ -467,6 +482,7 @@ class Renderer:
             bg_draws.append((len(bg_commands), self._bg_vaos[mode]))
             bg_commands.append((4, len(idx), 0, idx[0], 0))  # moderngl strides commands by 20 bytes
         self._array_commands.write(np.asarray(bg_commands, np.uint32).tobytes())
+        mark("pack (CPU)")
 
         cols = self._grid[0]
         row_lo, row_hi = int(cells.min()) // cols, int(cells.max()) // cols + 1
@@ -484,19 +500,25 @@ class Renderer:
             texture.use(0)
             vao = self._pool.vao(prog, self._instances, _OBJECT_INSTANCE, _attributes)
             vao.render_indirect(self._commands, moderngl.TRIANGLES, count=count, first=first)
+        mark("objects")
         for g, vao in occ_draws:
             vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
         for i in range(4):
             ctx.disable_direct(CLIP_DISTANCE0 + i)
+        mark("occluders")
         ctx.depth_func = "<="
         self._backgrounds.use(2)
         for g, vao in bg_draws:
             vao.render_indirect(self._array_commands, moderngl.TRIANGLE_STRIP, count=1, first=g)
+        mark("backgrounds")
         ctx.disable(moderngl.DEPTH_TEST)
         if self._resolved is not self._main:
             ctx.copy_framebuffer(self._resolved, self._main)
         self._camera_pass(cells, table)
-        return self._read(cells - row_lo * cols, (row_lo, row_hi), masks)
+        mark("camera pass (filter, white balance, blur, noise)")
+        out = self._read(cells - row_lo * cols, (row_lo, row_hi), masks)
+        mark("read-back")
+        return out
 
     def _camera_pass(self, cells: np.ndarray, table: ParamTable) -> None:
         """The drawn atlas -> the output-size atlas, through the camera's filter and effects."""
@@ -527,6 +549,28 @@ class Renderer:
             n, h = mask.shape[0], mask.shape[1] // k
             mask = mask.reshape(n, h, k, h, k).max(axis=(2, 4))
         return images, mask
+
+
+class PassTimer:
+    """Wall time per rendering pass, summed over batches. Each mark waits for the GL (ctx.finish), so a pass's
+    time is its own and not the next one's; without a timer nothing waits."""
+
+    def __init__(self, ctx: moderngl.Context):
+        self.ctx, self.seconds, self._t = ctx, {}, None
+
+    def mark(self, name: str | None) -> None:
+        """End the pass called `name` (None: start timing here)."""
+        import time
+
+        self.ctx.finish()
+        now = time.perf_counter()
+        if name is not None and self._t is not None:
+            self.seconds[name] = self.seconds.get(name, 0.0) + now - self._t
+        self._t = now
+
+
+def _no_mark(name: str | None) -> None:
+    pass
 
 
 def hull_points(positions: np.ndarray, limit: int = 512) -> np.ndarray:

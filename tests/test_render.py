@@ -237,3 +237,19 @@ def test_torch_optimisers_work_after_a_gl_context(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(REPO)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
+
+
+def test_pass_timing_names_every_pass_and_leaves_pixels_alone(default_library, gl):
+    r = Renderer(default_library, RenderConfig(size=32, seed=5), ctx=gl)
+    specs = [r.spec_at(i) for i in range(48)]
+    plain = r.render(specs)
+    timer = r.time_passes()
+    timed = r.render(specs)
+    r.time_passes(False)
+    assert np.array_equal(plain, timed)
+    assert {"objects", "backgrounds", "camera pass (filter, white balance, blur, noise)", "read-back",
+            "pack (CPU)", "latent parameters (CPU)"} <= set(timer.seconds)
+    assert all(s >= 0 for s in timer.seconds.values()) and sum(timer.seconds.values()) > 0
+    before = dict(timer.seconds)
+    r.render(specs[:8])  # switched off: nothing more is counted
+    assert timer.seconds == before
