@@ -32,10 +32,11 @@ MIN_SIZE, MAX_SIZE = 16, 1024
 MAX_BATCH = 256  # the light uniform block holds this many samples (LIGHT_VEC4S vec4 each, < 64 KiB)
 ATLAS_SIDE = 4096  # px; the atlas holds (ATLAS_SIDE // size)^2 cells, at most MAX_BATCH
 
-_OBJECT_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f 4f 4f 112x/i",
+_OBJECT_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f 4f 4f 128x/i",
                     ("i_mvp", "i_view0", "i_view1", "i_view2", "i_tex", "i_col1", "i_col2", "i_dir", "i_cell"))
-_BACKGROUND_INSTANCE = ("192x 4f 4f 4f 4f 4f 4f 16x/i",
+_BACKGROUND_INSTANCE = ("192x 4f 4f 4f 4f 4f 4f 32x/i",
                         ("i_bg_info", "i_bg_a", "i_bg_b", "i_bg_crop", "i_warp0", "i_warp1"))
+_SHADOW_INSTANCE = ("16f 112x 4f 96x 4f 4f/i", ("i_mvp", "i_cell", "i_shadow0", "i_shadow1"))
 _OCCLUDER_INSTANCE = ("16f 4f 4f 4f 4f 4f 4f/i", ("i_mvp", "i_n0", "i_n1", "i_n2", "i_color", "i_info", "i_post"))
 
 
@@ -216,6 +217,9 @@ class Renderer:
             prog = self._program("background.vert", "background.frag", (("BG_MODE", mode),))
             self._bg_vaos.append(ctx.vertex_array(prog, [
                 (quad, "2f", "in_corner"), _attributes(prog, self._bg_instances, *_BACKGROUND_INSTANCE)]))
+        prog = self._program("shadow.vert", "shadow.frag")
+        self._shadow_vao = ctx.vertex_array(prog, [(quad, "2f", "in_corner"),
+                                                   _attributes(prog, self._instances, *_SHADOW_INSTANCE)])
         cv, ci = _cube()
         cube_vbo, cube_ibo = ctx.buffer(cv.tobytes()), ctx.buffer(ci.tobytes())
         self._occ_vaos = []
@@ -511,6 +515,9 @@ class Renderer:
         for g, vao in bg_draws:
             vao.render_indirect(self._array_commands, moderngl.TRIANGLE_STRIP, count=1, first=g)
         mark("backgrounds")
+        if (rows[:, 75] > 0).any():  # contact shadows: darken the ground the model does not hide
+            self._draw_shadows(n)
+            mark("contact shadows")
         ctx.disable(moderngl.DEPTH_TEST)
         if self._resolved is not self._main:
             ctx.copy_framebuffer(self._resolved, self._main)
@@ -519,6 +526,22 @@ class Renderer:
         out = self._read(cells - row_lo * cols, (row_lo, row_hi), masks)
         mark("read-back")
         return out
+
+    def _draw_shadows(self, n: int) -> None:
+        """One quad per sample (the instance rows in draw order), multiplied into colour; depth is tested,
+        not written, so nothing drawn later is hidden by a shadow."""
+        ctx = self.ctx
+        for i in range(4):
+            ctx.enable_direct(CLIP_DISTANCE0 + i)
+        ctx.depth_func = "<"
+        ctx.enable(moderngl.BLEND)
+        ctx.blend_func = moderngl.ZERO, moderngl.ONE_MINUS_SRC_ALPHA
+        self._main.depth_mask = False
+        self._shadow_vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=n)
+        self._main.depth_mask = True
+        ctx.disable(moderngl.BLEND)
+        for i in range(4):
+            ctx.disable_direct(CLIP_DISTANCE0 + i)
 
     def _camera_pass(self, cells: np.ndarray, table: ParamTable) -> None:
         """The drawn atlas -> the output-size atlas, through the camera's filter and effects."""

@@ -10,7 +10,8 @@ Layout (floats per sample, in draw order), read by the VAOs with byte-skipping f
     52 colour 1 (sRGB), noise offset     56 colour 2 (sRGB), cell
     60 crop u0 v0 u1 v1
     64 source <- destination affine of the 2D augmentation, row 0 (cell units about the centre), contrast
-    68 row 1, illumination              72 unused
+    68 row 1, illumination
+    72 contact shadow: centre x, ground y, centre z (object space), darkness   76 half extents x, z, 0, 0
 Lights (uniform block, vec4 x 10 per sample): 4 directions, 4 colours, ambient (w = count), the sky's
 direction in view space (w = ground ambient / sky ambient).
 
@@ -27,7 +28,7 @@ import numpy as np
 from .camera import eye_distance, projection_matrices, view_matrices
 from .sampling import MAX_LIGHTS, MAX_OCCLUDERS, ParamTable
 
-SAMPLE_FLOATS = 76
+SAMPLE_FLOATS = 80
 AMBIENT_VEC4 = 2 * MAX_LIGHTS
 SKY_VEC4 = AMBIENT_VEC4 + 1
 LIGHT_VEC4S = SKY_VEC4 + 1
@@ -128,6 +129,8 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np
         rows[:, 49] = t["bg_image"] // (bg_tiles * bg_tiles)
     rows[:, 64:66], rows[:, 66], rows[:, 67] = lin[:, 0], off[:, 0], t["aug_contrast"]
     rows[:, 68:70], rows[:, 70], rows[:, 71] = lin[:, 1], off[:, 1], t["aug_illum"]
+    if frame_points is not None and "shadow" in t:
+        rows[:, 72:80] = _shadow(frame_points, t["shadow"], t["cam_elevation"])
 
     lights = np.zeros((b, LIGHT_VEC4S, 4), np.float32)
     d = t["light_dir"]
@@ -138,6 +141,22 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np
     lights[:, SKY_VEC4, :3] = view[:, :3, 1]  # world up, in view space (the view is a rotation there)
     lights[:, SKY_VEC4, 3] = t["ambient_ground"]
     return rows, lights, _occluders(t, proj, cells)
+
+
+SHADOW_MARGIN = 1.15  # the shadow's extent beyond the model's footprint, as a factor
+
+
+def _shadow(points: np.ndarray, darkness: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    """(B, 8) contact-shadow rows: a quad on the ground plane (the model's lowest point, object y up) under
+    its footprint. A camera below the ground (elevation < 0) would see the ground from beneath, where no
+    shadow shows: none there."""
+    lo, hi = points.min(axis=1), points.max(axis=1)
+    out = np.zeros((len(points), 8), np.float32)
+    out[:, 0], out[:, 1], out[:, 2] = (lo[:, 0] + hi[:, 0]) / 2, lo[:, 1], (lo[:, 2] + hi[:, 2]) / 2
+    out[:, 3] = np.where(np.asarray(elevation) > 0.0, darkness, 0.0)
+    out[:, 4] = SHADOW_MARGIN * (hi[:, 0] - lo[:, 0]) / 2
+    out[:, 5] = SHADOW_MARGIN * (hi[:, 2] - lo[:, 2]) / 2
+    return out
 
 
 def _tile_crop(crop: np.ndarray, image: np.ndarray, tiles: int, inset: float) -> np.ndarray:

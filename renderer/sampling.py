@@ -70,8 +70,8 @@ class ParamTable(dict):
 
         tex_mode, tex_kind, bg_mode = self["tex_mode"].tolist(), self["tex_kind"].tolist(), self["bg_mode"].tolist()
         c = {k: col(k) for k in ("tex_color1", "tex_color2", "tex_scale", "tex_dir", "specular", "ambient", "light_dir",
-                                 "light_col", "ambient_ground", "bg_color1", "bg_color2", "bg_angle", "bg_noise",
-                                 "bg_crop",
+                                 "light_col", "ambient_ground", "shadow", "bg_color1", "bg_color2", "bg_angle",
+                                 "bg_noise", "bg_crop",
                                  "cam_distance", "cam_fill", "cam_jitter", "occ_centre", "occ_depth", "occ_half",
                                  "occ_angle", "occ_color", "aug_crop", "aug_contrast", "aug_illum")}
         c.update({k: col(k, 3) for k in ("cam_azimuth", "cam_elevation", "cam_roll", "cam_fov", "aug_shear")})
@@ -87,7 +87,7 @@ class ParamTable(dict):
                             "color1": c["tex_color1"][i], "color2": c["tex_color2"][i], "scale": c["tex_scale"][i],
                             "direction": c["tex_dir"][i], "image": ints["tex_image"][i],
                             "specular": c["specular"][i], "shininess": shin[i]},
-                "lighting": {"ambient": c["ambient"][i], "ground": c["ambient_ground"][i],
+                "lighting": {"ambient": c["ambient"][i], "ground": c["ambient_ground"][i], "shadow": c["shadow"][i],
                              "directions": c["light_dir"][i][:n_l],
                              "colors": c["light_col"][i][:n_l], "temperatures": temps[i][:n_l]},
                 "background": {"mode": BACKGROUND_MODES[bg_mode[i]], "color1": c["bg_color1"][i],
@@ -137,7 +137,7 @@ def draw_params(
         return uniforms(seed, hashes, indices, variation, n)
 
     _texture(t, config, u("texture", 16), b, counts.textures)
-    _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 3), b)
+    _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 4), b, labels)
     _background(t, config, u("background", 13), b, counts.backgrounds)
     _camera(t, config, u("camera", 8), b, labels)
     _occluders(t, config, u("occlusion", 2 + 10 * MAX_OCCLUDERS), b)
@@ -214,7 +214,7 @@ def kelvin_to_rgb(kelvin) -> np.ndarray:
     return lin / np.maximum(lin.max(axis=-1, keepdims=True), 1e-6)
 
 
-def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> None:
+def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, labels: list[str]) -> None:
     c, canon = config.lighting, config.canonical
     lo, hi = c.n_lights
     t["n_lights"] = np.minimum(lo + (u[:, 0] * (hi - lo + 1)).astype(int), min(hi, MAX_LIGHTS))
@@ -230,6 +230,9 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> 
     a = _lerp(u[:, k], c.ambient)
     t["ambient"] = kelvin_to_rgb(_lerp(u[:, k + 1], c.temperature)) * a[:, None]
     t["ambient_ground"] = _lerp(u[:, k + 2], c.ground)
+    ranges = {label: c.shadow_for(label) for label in set(labels)}
+    shadow = np.array([ranges[label] for label in labels], dtype=np.float64).reshape(b, 2)
+    t["shadow"] = shadow[:, 0] + (shadow[:, 1] - shadow[:, 0]) * u[:, k + 3]
     if not c.enabled:
         d = np.asarray(canon.light_direction, dtype=np.float64)
         t["n_lights"][:] = 1
@@ -238,6 +241,7 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int) -> 
         t["light_temp"][:, 0] = 6500.0
         t["ambient"][:] = canon.ambient
         t["ambient_ground"][:] = 1.0
+        t["shadow"][:] = 0.0
     off = np.arange(MAX_LIGHTS)[None, :] >= t["n_lights"][:, None]
     t["light_col"][off] = 0.0
 

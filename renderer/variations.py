@@ -42,6 +42,10 @@ class TextureVariation:
     image_dir: Path | None = None  # None: the embedded procedural images
 
 
+# Classes photographed in the air, where no shadow falls near them.
+SHADOW_BY_CLASS: dict[str, Range] = {"airplane": (0.0, 0.0), "bird": (0.0, 0.0)}
+
+
 @dataclass(frozen=True)
 class LightingVariation:
     enabled: bool = True
@@ -55,6 +59,13 @@ class LightingVariation:
     # sky light from above, less bounced up from the ground: the ambient light a surface facing the ground
     # gets, as a fraction of what one facing the sky gets (1 = the same from every direction)
     ground: Range = (1.0, 1.0)
+    # a soft contact shadow on the ground under the model: how much it darkens the ground at its centre
+    # (0 = none); classes in shadow_by_class use their own range
+    shadow: Range = (0.0, 0.0)
+    shadow_by_class: dict[str, Range] = field(default_factory=lambda: dict(SHADOW_BY_CLASS))
+
+    def shadow_for(self, label: str) -> Range:
+        return self.shadow_by_class.get(class_key(label), self.shadow)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,12 @@ CLASS_ALIASES = {"aeroplane": "airplane", "plane": "airplane", "automobile": "ca
                  "bike": "bicycle", "boat": "ship"}
 
 
+def class_key(label: str) -> str:
+    """A models-folder class name as the per-class tables spell it (aliases matched)."""
+    name = label.strip().lower()
+    return CLASS_ALIASES.get(name, name)
+
+
 @dataclass(frozen=True)
 class CameraVariation:
     enabled: bool = True
@@ -100,9 +117,7 @@ class CameraVariation:
     jitter: Range = (0.0, 0.1)  # off-centre shift, fraction of the half-frame
 
     def elevation_for(self, label: str) -> Range:
-        name = label.strip().lower()
-        name = CLASS_ALIASES.get(name, name)
-        return self.elevation_by_class.get(name, self.elevation)
+        return self.elevation_by_class.get(class_key(label), self.elevation)
 
 
 @dataclass(frozen=True)

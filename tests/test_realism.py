@@ -84,6 +84,50 @@ def test_hemisphere_ground_is_drawn_in_range_and_off_with_lighting():
     assert np.array_equal(base["ambient"], t["ambient"]) and np.array_equal(base["light_dir"], t["light_dir"])
 
 
+def test_contact_shadow_darkens_the_ground_under_the_model_and_nothing_else(sphere_library, gl):
+    """A red ball on white, seen from above: the shadow darkens background pixels just below the ball, never
+    the ball itself and never a pixel above it; seen from below the ground, and for classes photographed in
+    the air, there is none."""
+    r = Renderer(sphere_library, RenderConfig(size=SIZE, supersample=1, variations=VariationConfig.parse("none")),
+                 ctx=gl)
+    specs = [r.spec_at(0)]
+    out = {}
+    for darkness, elevation in ((0.0, 30.0), (0.8, 30.0)):
+        params = r.params(specs)
+        params["cam_distance"][:] = 2.0
+        params["cam_elevation"][:] = elevation
+        params["shadow"][:] = darkness
+        out[darkness, elevation] = r.render(specs, params=params, masks=True)
+    (plain, mask), (shaded, mask2) = out[0.0, 30.0], out[0.8, 30.0]
+    assert np.array_equal(mask, mask2)  # the shadow is not a thing: the mask is unchanged
+    model, darker = mask[0] == 255, (shaded[0].astype(int) < plain[0].astype(int) - 8).any(axis=-1)
+    assert np.array_equal(shaded[0][model], plain[0][model])
+    assert (shaded[0] <= plain[0]).all() and darker.sum() > 20 and not (darker & model).any()
+    rows = np.nonzero(model.any(axis=1))[0]  # image rows run top-down
+    assert np.nonzero(darker.any(axis=1))[0].min() > (rows[0] + rows[-1]) / 2  # below the ball's middle
+    below = r.params(specs)
+    below["cam_distance"][:], below["cam_elevation"][:], below["shadow"][:] = 2.0, -10.0, 0.8
+    none = r.params(specs)
+    none["cam_distance"][:], none["cam_elevation"][:], none["shadow"][:] = 2.0, -10.0, 0.0
+    assert np.array_equal(r.render(specs, params=below), r.render(specs, params=none))
+
+
+def test_contact_shadow_is_drawn_per_class_and_leaves_other_draws_alone():
+    from renderer.sampling import draw_params
+
+    v = VariationConfig()
+    v = replace(v, lighting=replace(v.lighting, shadow=(0.3, 0.7)))
+    keys = ["car/a"] * 100 + ["airplane/b"] * 100
+    t = draw_params(v, 0, keys, np.arange(200))
+    car, plane = t["shadow"][:100], t["shadow"][100:]
+    assert car.min() >= 0.3 and car.max() <= 0.7 and car.std() > 0.05 and (plane == 0).all()
+    assert (draw_params(VariationConfig(), 0, keys, np.arange(200))["shadow"] == 0).all()  # off by default
+    off = draw_params(replace(v, lighting=replace(v.lighting, enabled=False)), 0, keys, np.arange(200))
+    assert (off["shadow"] == 0).all()
+    base = draw_params(VariationConfig(), 0, keys, np.arange(200))
+    assert all(np.array_equal(base[k], t[k]) for k in ("ambient", "ambient_ground", "light_dir", "cam_elevation"))
+
+
 def test_silhouette_framing_fills_the_configured_range(default_library, gl):
     """With `fill`, the longer side of each model's projected bounding box spans that fraction of the
     frame, whatever the model's shape (long trains and wide planes included)."""

@@ -74,9 +74,14 @@ def _hemisphere(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
     return replace(v, lighting=replace(v.lighting, ground=(0.25, 0.5))), ss
 
 
+def _contact_shadow(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
+    return replace(v, lighting=replace(v.lighting, shadow=(0.3, 0.7))), ss
+
+
 # (row name, change): candidates not (yet) in the default, each measured on top of today's default alone
 CANDIDATES: list[tuple[str, Step]] = [
     ("default + hemisphere ambient (ground 0.25-0.5 of the sky)", _hemisphere),
+    ("default + contact shadow (darkness 0.3-0.7, none under aircraft)", _contact_shadow),
 ]
 
 
