@@ -273,14 +273,12 @@ def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: i
          n_images: int, progress: bool, log, render_base=None) -> dict:
     """The gap meter's report for one synthetic configuration (n_images class-balanced images against the
     real train split), cached in `path`."""
-    from renderer.export import atomic_write_text
+    from renderer.export import atomic_write_text, settings_of
 
     from . import gap as meter
     from .datasets import RenderStream
 
     config = _render_config(spec, seed, backgrounds, render_base)
-    from renderer.export import settings_of
-
     settings = settings_of(config, Path(models).resolve())
     if path.is_file():
         cached = json.loads(path.read_text())
