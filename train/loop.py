@@ -184,8 +184,8 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
             raise RunMismatch(f"{out}: holds a run with other settings ({', '.join(changed)}); use another --out")
         # a checkpoint from before sources were recorded holds none: nothing to compare it with
         if state.get("synthetic") is not None and state["synthetic"] != source:
-            changed = sorted(k for k in {**state["synthetic"], **source}
-                             if state["synthetic"].get(k) != source.get(k))
+            now = source or {}
+            changed = sorted(k for k in {**state["synthetic"], **now} if state["synthetic"].get(k) != now.get(k))
             raise RunMismatch(f"{out}: holds a run trained on other synthetic images ({', '.join(changed)}); "
                               "use another --out")
         model.load_state_dict(state["model"])
