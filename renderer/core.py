@@ -281,19 +281,17 @@ class Renderer:
         n, s = len(specs), self.config.size
         images = np.empty((n, s, s, 3), np.uint8)
         mask_out = np.empty((n, s, s), np.uint8) if masks else None
-        if self._timer is not None:
-            self._timer.mark(None)
+        mark = self._timer.mark if self._timer is not None else _no_mark
+        mark(None)
         if params is None:
             params = self.params(specs)
-        if self._timer is not None:
-            self._timer.mark("latent parameters (CPU)")
+        mark("latent parameters (CPU)")
         for batch in self._batches(specs):
             table = params.take(np.asarray(batch))
             img, msk = self._render_batch([specs[j].model for j in batch],
                                           np.array([self.cell_of(specs[j]) for j in batch]), table, masks)
             images[batch] = apply_jpeg(img, table)
-            if self._timer is not None:
-                self._timer.mark("JPEG (CPU)")
+            mark("JPEG (CPU)")
             if masks:
                 mask_out[batch] = msk
         return (images, mask_out) if masks else images
@@ -495,8 +493,7 @@ class Renderer:
         self._main.clear(0.0, 0.0, 0.0, 0.0, depth=1.0, viewport=region)
         ctx.enable(moderngl.DEPTH_TEST)
         ctx.disable(moderngl.CULL_FACE)
-        for i in range(4):
-            ctx.enable_direct(CLIP_DISTANCE0 + i)
+        _clip_to_cells(ctx, True)
         ctx.depth_func = "<"
         self._textures.use(1)
         self._noise.use(5)
@@ -507,8 +504,7 @@ class Renderer:
         mark("objects")
         for g, vao in occ_draws:
             vao.render_indirect(self._commands, moderngl.TRIANGLES, count=1, first=g)
-        for i in range(4):
-            ctx.disable_direct(CLIP_DISTANCE0 + i)
+        _clip_to_cells(ctx, False)
         mark("occluders")
         ctx.depth_func = "<="
         self._backgrounds.use(2)
@@ -531,8 +527,7 @@ class Renderer:
         """One quad per sample (the instance rows in draw order), multiplied into colour; depth is tested,
         not written, so nothing drawn later is hidden by a shadow."""
         ctx = self.ctx
-        for i in range(4):
-            ctx.enable_direct(CLIP_DISTANCE0 + i)
+        _clip_to_cells(ctx, True)
         ctx.depth_func = "<"
         ctx.enable(moderngl.BLEND)
         ctx.blend_func = moderngl.ZERO, moderngl.ONE_MINUS_SRC_ALPHA
@@ -540,8 +535,7 @@ class Renderer:
         self._shadow_vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=n)
         self._main.depth_mask = True
         ctx.disable(moderngl.BLEND)
-        for i in range(4):
-            ctx.disable_direct(CLIP_DISTANCE0 + i)
+        _clip_to_cells(ctx, False)
 
     def _camera_pass(self, cells: np.ndarray, table: ParamTable) -> None:
         """The drawn atlas -> the output-size atlas, through the camera's filter and effects."""
@@ -590,6 +584,12 @@ class PassTimer:
         if name is not None and self._t is not None:
             self.seconds[name] = self.seconds.get(name, 0.0) + now - self._t
         self._t = now
+
+
+def _clip_to_cells(ctx: moderngl.Context, on: bool) -> None:
+    """The four clip distances that keep each sample's geometry inside its atlas cell."""
+    for i in range(4):
+        (ctx.enable_direct if on else ctx.disable_direct)(CLIP_DISTANCE0 + i)
 
 
 def _no_mark(name: str | None) -> None:

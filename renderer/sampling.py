@@ -154,6 +154,13 @@ def _lerp(x: np.ndarray, lo_hi) -> np.ndarray:
     return lo + (hi - lo) * x
 
 
+def _lerp_by_class(x: np.ndarray, labels: list[str], range_of) -> np.ndarray:
+    """_lerp with each image's range from its class (`range_of(label)`, looked up once per class)."""
+    ranges = {label: range_of(label) for label in set(labels)}
+    lo_hi = np.array([ranges[label] for label in labels], dtype=np.float64).reshape(len(labels), 2)
+    return lo_hi[:, 0] + (lo_hi[:, 1] - lo_hi[:, 0]) * x
+
+
 def _categorical(x: np.ndarray, weights) -> np.ndarray:
     w = np.cumsum(np.asarray(weights, dtype=np.float64))
     return np.minimum(np.searchsorted(w / w[-1], x, side="right"), len(w) - 1)
@@ -230,9 +237,7 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, lab
     a = _lerp(u[:, k], c.ambient)
     t["ambient"] = kelvin_to_rgb(_lerp(u[:, k + 1], c.temperature)) * a[:, None]
     t["ambient_ground"] = _lerp(u[:, k + 2], c.ground)
-    ranges = {label: c.shadow_for(label) for label in set(labels)}
-    shadow = np.array([ranges[label] for label in labels], dtype=np.float64).reshape(b, 2)
-    t["shadow"] = shadow[:, 0] + (shadow[:, 1] - shadow[:, 0]) * u[:, k + 3]
+    t["shadow"] = _lerp_by_class(u[:, k + 3], labels, c.shadow_for)
     if not c.enabled:
         d = np.asarray(canon.light_direction, dtype=np.float64)
         t["n_lights"][:] = 1
@@ -267,9 +272,7 @@ def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n
 def _camera(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, labels: list[str]) -> None:
     c, canon = config.camera, config.canonical
     t["cam_azimuth"] = _lerp(u[:, 0], c.azimuth)
-    ranges = {label: c.elevation_for(label) for label in set(labels)}
-    elevation = np.array([ranges[label] for label in labels], dtype=np.float64).reshape(b, 2)
-    t["cam_elevation"] = elevation[:, 0] + (elevation[:, 1] - elevation[:, 0]) * u[:, 1]
+    t["cam_elevation"] = _lerp_by_class(u[:, 1], labels, c.elevation_for)
     t["cam_distance"] = _lerp(u[:, 2], c.distance)
     # 0 = no silhouette framing (the bounding sphere frames the model); drawn from uniform 7, unused so far
     t["cam_fill"] = _lerp(u[:, 7], c.fill) if c.fill is not None else np.zeros(b)
