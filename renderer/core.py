@@ -315,20 +315,21 @@ class Renderer:
         self.ctx.release()
 
     def _batches(self, specs: list[SampleSpec]) -> list[list[int]]:
-        """Consecutive runs of specs with distinct cells, at most batch_capacity long."""
-        out: list[list[int]] = []
-        current: list[int] = []
-        used: set[int] = set()
+        """Batches of specs with distinct cells, at most batch_capacity long, as few as the cells allow
+        whatever the order: the k-th spec of each cell goes to round k (in order), rounds are cut into
+        batches. Consecutive global indices give consecutive runs; an order that revisits cells early (one
+        image per model in turn) no longer splits into many small batches."""
+        rounds: list[list[int]] = []
+        seen: dict[int, int] = {}
         for j, spec in enumerate(specs):
             cell = self.cell_of(spec)
-            if cell in used or len(current) >= self.batch_capacity:
-                out.append(current)
-                current, used = [], set()
-            current.append(j)
-            used.add(cell)
-        if current:
-            out.append(current)
-        return out
+            k = seen.get(cell, 0)
+            seen[cell] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(j)
+        cap = self.batch_capacity
+        return [r[i:i + cap] for r in rounds for i in range(0, len(r), cap)]
 
     # ------------------------------------------------------------------ setup
 
