@@ -428,12 +428,11 @@ class Renderer:
             self._gpu[i] = g
         return g
 
-    def _frame_points_of(self, models: list[int]) -> np.ndarray:
-        """(B, P, 3) the convex-hull vertices of each sample's model (padded by repetition), for framing."""
+    def _frame_points_of(self, models: list[int]) -> list[np.ndarray]:
+        """The convex-hull vertices (P, 3) of each sample's model, one array per model, for framing."""
         for m in set(models) - set(self._frame_points):
             self._frame_points[m] = hull_points(self.models[m].mesh.positions)
-        p = max(len(self._frame_points[m]) for m in models)
-        return np.stack([np.resize(self._frame_points[m], (p, 3)) for m in models])
+        return [self._frame_points[m] for m in models]
 
     # ------------------------------------------------------------------ drawing
 

@@ -55,14 +55,23 @@ def augment_matrices(t: ParamTable) -> np.ndarray:
     return m[:, :2]
 
 
-def frame_zoom(clip_from_model: np.ndarray, points: np.ndarray, fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(zoom (B,), NDC shift (B, 2)) that make the longer side of the projected bounding box of `points`
-    (B, P, 3) span `fill` of the frame, centred; samples with fill 0 keep zoom 1 and no shift."""
+def frame_zoom(clip_from_model: np.ndarray, points: list[np.ndarray],
+               fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(zoom (B,), NDC shift (B, 2)) that make the longer side of the projected bounding box of each
+    sample's `points` (P_i, 3) span `fill` of the frame, centred; samples with fill 0 keep zoom 1 and no
+    shift. Samples that share a points array (one model) are projected together, each model with its
+    own number of points: no padding to the largest."""
     b = len(fill)
-    p = np.concatenate([points, np.ones(points.shape[:2] + (1,))], axis=2)
-    clip = p @ np.transpose(clip_from_model, (0, 2, 1))  # batched matmul: ~6x faster than the einsum
-    ndc = clip[..., :2] / np.maximum(clip[..., 3:4], 1e-9)  # every point is in front of the camera
-    lo, hi = ndc.min(axis=1), ndc.max(axis=1)
+    lo, hi = np.empty((b, 2)), np.empty((b, 2))
+    groups: dict[int, list[int]] = {}
+    for j, pts in enumerate(points):
+        groups.setdefault(id(pts), []).append(j)
+    for idx in groups.values():
+        pts = points[idx[0]]
+        p = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
+        clip = p[None] @ np.transpose(clip_from_model[idx], (0, 2, 1))  # (k, P, 4)
+        ndc = clip[..., :2] / np.maximum(clip[..., 3:4], 1e-9)  # every point is in front of the camera
+        lo[idx], hi[idx] = ndc.min(axis=1), ndc.max(axis=1)
     half = np.maximum((hi - lo).max(axis=1) / 2.0, 1e-6)
     on = fill > 0
     zoom = np.where(on, fill / half, 1.0)
@@ -70,13 +79,13 @@ def frame_zoom(clip_from_model: np.ndarray, points: np.ndarray, fill: np.ndarray
     return zoom.reshape(b), shift.reshape(b, 2)
 
 
-def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np.ndarray | None = None,
+def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: list[np.ndarray] | None = None,
          bg_tiles: int = 1, bg_inset: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(instance rows (B, SAMPLE_FLOATS), light blocks (B, LIGHT_VEC4S, 4), occluder rows (K, ...)).
 
-    `frame_points` (B, P, 3): points on each sample's model (its convex hull), for framing by silhouette
-    (`cam_fill`); `bg_tiles`: background images per side of one texture layer, `bg_inset` the margin kept
-    inside each tile, as a fraction of it (see Renderer)."""
+    `frame_points`: per sample, points on its model (its convex hull, (P, 3); one array per model), for
+    framing by silhouette (`cam_fill`) and the contact shadow; `bg_tiles`: background images per side of
+    one texture layer, `bg_inset` the margin kept inside each tile, as a fraction of it (see Renderer)."""
     b = len(t)
     rows = np.zeros((b, SAMPLE_FLOATS), np.float32)
     view = view_matrices(t["cam_azimuth"], t["cam_elevation"], t["cam_distance"], t["cam_roll"], t["cam_fov"])
@@ -129,7 +138,7 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np
         rows[:, 49] = t["bg_image"] // (bg_tiles * bg_tiles)
     rows[:, 64:66], rows[:, 66], rows[:, 67] = lin[:, 0], off[:, 0], t["aug_contrast"]
     rows[:, 68:70], rows[:, 70], rows[:, 71] = lin[:, 1], off[:, 1], t["aug_illum"]
-    if frame_points is not None and "shadow" in t:
+    if frame_points is not None and "shadow" in t and (t["shadow"] > 0).any():  # all zero: no shadow pass
         rows[:, 72:80] = _shadow(frame_points, t["shadow"], t["cam_elevation"])
 
     lights = np.zeros((b, LIGHT_VEC4S, 4), np.float32)
@@ -146,11 +155,16 @@ def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: np
 SHADOW_MARGIN = 1.15  # the shadow's extent beyond the model's footprint, as a factor
 
 
-def _shadow(points: np.ndarray, darkness: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+def _shadow(points: list[np.ndarray], darkness: np.ndarray, elevation: np.ndarray) -> np.ndarray:
     """(B, 8) contact-shadow rows: a quad on the ground plane (the model's lowest point, object y up) under
     its footprint. A camera below the ground (elevation < 0) would see the ground from beneath, where no
     shadow shows: none there."""
-    lo, hi = points.min(axis=1), points.max(axis=1)
+    bounds: dict[int, np.ndarray] = {}
+    for pts in points:
+        if id(pts) not in bounds:
+            bounds[id(pts)] = np.stack([pts.min(axis=0), pts.max(axis=0)])
+    lh = np.stack([bounds[id(pts)] for pts in points])
+    lo, hi = lh[:, 0], lh[:, 1]
     out = np.zeros((len(points), 8), np.float32)
     out[:, 0], out[:, 1], out[:, 2] = (lo[:, 0] + hi[:, 0]) / 2, lo[:, 1], (lo[:, 2] + hi[:, 2]) / 2
     out[:, 3] = np.where(np.asarray(elevation) > 0.0, darkness, 0.0)

@@ -169,6 +169,22 @@ def test_same_image_whatever_batch_size_and_order(shared_library, gl):
     assert len({img.tobytes() for img in a}) == len(a)  # and they do differ from one another
 
 
+def test_an_order_that_revisits_cells_still_renders_in_full_batches(shared_library, gl):
+    """One image per model in turn (index k of every model, then k + 1) revisits cells early; it must not
+    split into many small batches, and its images are those of the same samples in global order."""
+    r = _renderer(shared_library, gl, "all", batch_size=64)
+    n_models = len(shared_library.models)
+    specs = [SampleSpec(i % n_models, i // n_models) for i in range(3 * r.cells)]
+    batches = r._batches(specs)
+    per_cell = np.bincount([r.cell_of(s) for s in specs], minlength=r.cells)
+    assert len(batches) <= int(per_cell.max()) * -(-r.cells // r.batch_capacity)
+    for batch in batches:
+        assert len({r.cell_of(specs[j]) for j in batch}) == len(batch) <= r.batch_capacity
+    assert sorted(j for b in batches for j in b) == list(range(len(specs)))
+    pick = specs[: 2 * n_models]
+    np.testing.assert_array_equal(r.render(pick), np.stack([r.render([s])[0] for s in pick]))
+
+
 def test_same_image_in_another_process(default_models, default_library, gl, tmp_path):
     r = _renderer(default_library, gl, "all", seed=3)
     specs = [r.spec_at(i) for i in range(40, 60)]
