@@ -133,7 +133,7 @@ def _convert(path: Path, where: str, value, hint, current):
         return folder
     if origin is dict:
         if not isinstance(value, dict):
-            fail(f"expected a table of class = [low, high], got {value!r}")
+            fail(f"expected a table of class = value, got {value!r}")
         return {k: _convert(path, f"{where}.{k}", v, args[1], None) for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):

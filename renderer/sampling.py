@@ -136,7 +136,7 @@ def draw_params(
     def u(variation: str, n: int) -> np.ndarray:
         return uniforms(seed, hashes, indices, variation, n)
 
-    _texture(t, config, u("texture", 16), b, counts.textures)
+    _texture(t, config, u("texture", 16), b, counts.textures, labels)
     _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 4), b, labels)
     _background(t, config, u("background", 13), b, counts.backgrounds)
     _camera(t, config, u("camera", 8), b, labels)
@@ -181,20 +181,29 @@ def _unit_vectors(u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
 
 
-def _texture(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n_images: int) -> None:
+def _texture(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n_images: int,
+             labels: list[str]) -> None:
     c, canon = config.texture, config.canonical
     t["tex_mode"] = _categorical(u[:, 0], c.mode_weights)
     kinds = [PROCEDURAL_KINDS.index(k) for k in c.procedural_kinds]
     t["tex_kind"] = np.asarray(kinds)[np.minimum((u[:, 1] * len(kinds)).astype(int), len(kinds) - 1)]
     t["tex_color1"] = _colours(u[:, 2:5])
     t["tex_color2"] = _colours(u[:, 5:8])
-    if c.paint_colours and c.paint_probability > 0:
-        # a solid colour is a paint most of the time: one of the palette, jittered (uniforms 14, 15 and
-        # 5-7, which a solid colour does not otherwise use)
-        paints = np.asarray(c.paint_colours, dtype=np.float64)
-        pick = np.minimum((u[:, 15] * len(paints)).astype(int), len(paints) - 1)
-        paint = np.clip(paints[pick] + c.paint_jitter * (2.0 * u[:, 5:8] - 1.0), 0.0, 1.0)
-        use = (t["tex_mode"] == 1) & (u[:, 14] < c.paint_probability)
+    if c.paint_probability > 0:
+        # a solid colour is a paint most of the time: one of the palette (the class's own, if it has one),
+        # jittered (uniforms 14, 15 and 5-7, which a solid colour does not otherwise use)
+        paint = np.empty((b, 3))
+        has = np.zeros(b, bool)
+        classes = np.asarray(labels, dtype=object)
+        for label in set(labels):
+            paints = np.asarray(c.paints_for(label), dtype=np.float64).reshape(-1, 3)
+            if not len(paints):
+                continue
+            rows = np.nonzero(classes == label)[0]
+            pick = np.minimum((u[rows, 15] * len(paints)).astype(int), len(paints) - 1)
+            paint[rows], has[rows] = paints[pick], True
+        paint = np.clip(paint + c.paint_jitter * (2.0 * u[:, 5:8] - 1.0), 0.0, 1.0)
+        use = has & (t["tex_mode"] == 1) & (u[:, 14] < c.paint_probability)
         t["tex_color1"][use] = paint[use]
     t["tex_scale"] = _lerp(u[:, 8], c.scale)
     t["tex_dir"] = _unit_vectors(u[:, 9], u[:, 10])

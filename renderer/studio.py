@@ -24,6 +24,7 @@ import io
 import json
 import re
 import secrets
+import typing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
@@ -45,8 +46,8 @@ def _kind(hint, value) -> str:
     text = str(hint)
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, dict):
-        return "ranges"
+    if isinstance(value, dict):  # per-class [low, high] ranges get a table; other tables (palettes) JSON
+        return "ranges" if typing.get_args(hint)[1:] == (tuple[float, float],) else "list"
     if "Path" in text:
         return "folder"
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):

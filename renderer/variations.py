@@ -25,6 +25,18 @@ PAINT_COLOURS: tuple[tuple[float, float, float], ...] = (
     (0.38, 0.24, 0.14), (0.88, 0.42, 0.10), (0.55, 0.40, 0.28), (0.20, 0.16, 0.14),
 )
 
+# Palettes of classes whose real colours are not car paints (sRGB), for `TextureVariation.paint_by_class`:
+# horse coats (bay, dark bay, chestnut, black, grey, white, palomino, dun) and aircraft finishes (mostly
+# white and greys, some military olive and a few liveries).
+HORSE_COATS: tuple[tuple[float, float, float], ...] = (
+    (0.36, 0.20, 0.10), (0.22, 0.13, 0.08), (0.50, 0.25, 0.12), (0.07, 0.06, 0.06), (0.58, 0.57, 0.55),
+    (0.86, 0.84, 0.80), (0.80, 0.65, 0.40), (0.62, 0.50, 0.34),
+)
+AIRCRAFT_FINISHES: tuple[tuple[float, float, float], ...] = (
+    (0.93, 0.93, 0.93), (0.90, 0.91, 0.93), (0.78, 0.79, 0.81), (0.70, 0.72, 0.74), (0.45, 0.47, 0.48),
+    (0.33, 0.35, 0.22), (0.08, 0.16, 0.42), (0.65, 0.07, 0.07),
+)
+
 
 @dataclass(frozen=True)
 class TextureVariation:
@@ -39,7 +51,12 @@ class TextureVariation:
     paint_probability: float = 0.8  # of a solid colour coming from `paint_colours` (else any hue)
     paint_colours: tuple[tuple[float, float, float], ...] = PAINT_COLOURS
     paint_jitter: float = 0.06  # per-channel sRGB jitter of a paint colour
+    # classes with a palette of their own (e.g. {"horse": HORSE_COATS}); the others use paint_colours
+    paint_by_class: dict[str, tuple[tuple[float, float, float], ...]] = field(default_factory=dict)
     image_dir: Path | None = None  # None: the embedded procedural images
+
+    def paints_for(self, label: str) -> tuple[tuple[float, float, float], ...]:
+        return self.paint_by_class.get(class_key(label), self.paint_colours)
 
 
 # Classes photographed in the air, where no shadow falls near them.

@@ -128,6 +128,25 @@ def test_contact_shadow_is_drawn_per_class_and_leaves_other_draws_alone():
     assert all(np.array_equal(base[k], t[k]) for k in ("ambient", "ambient_ground", "light_dir", "cam_elevation"))
 
 
+def test_a_class_palette_paints_that_class_and_leaves_the_others_alone():
+    from renderer.sampling import draw_params
+    from renderer.variations import HORSE_COATS
+
+    v = VariationConfig()
+    coats = replace(v, texture=replace(v.texture, paint_by_class={"horse": HORSE_COATS}))
+    keys = ["horse/a"] * 300 + ["car/b"] * 300
+    base, t = draw_params(v, 0, keys, np.arange(600)), draw_params(coats, 0, keys, np.arange(600))
+    painted = (t["tex_mode"] == 1) & (np.arange(600) < 300)
+    painted &= np.abs(t["tex_color1"] - base["tex_color1"]).max(axis=1) > 0  # the paints that changed
+    assert painted.sum() > 50  # most solid-colour horses now wear a coat colour
+    nearest = np.abs(t["tex_color1"][painted][:, None] - np.array(HORSE_COATS)[None]).max(axis=2).min(axis=1)
+    assert nearest.max() <= v.texture.paint_jitter + 1e-9
+    for k in base:  # the cars, and every other parameter, are untouched
+        assert np.array_equal(base[k][300:], t[k][300:]), k
+        if k != "tex_color1":
+            assert np.array_equal(base[k], t[k]), k
+
+
 def test_silhouette_framing_fills_the_configured_range(default_library, gl):
     """With `fill`, the longer side of each model's projected bounding box spans that fraction of the
     frame, whatever the model's shape (long trains and wide planes included)."""

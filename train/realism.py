@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from renderer import VariationConfig
+from renderer.variations import AIRCRAFT_FINISHES, HORSE_COATS
 
 Step = Callable[[VariationConfig, int], tuple[VariationConfig, int]]  # (variations, supersample) -> the same
 
@@ -78,10 +79,16 @@ def _contact_shadow(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
     return replace(v, lighting=replace(v.lighting, shadow=(0.3, 0.7))), ss
 
 
+def _class_palettes(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
+    palettes = {"horse": HORSE_COATS, "airplane": AIRCRAFT_FINISHES}
+    return replace(v, texture=replace(v.texture, paint_by_class=palettes)), ss
+
+
 # (row name, change): candidates not (yet) in the default, each measured on top of today's default alone
 CANDIDATES: list[tuple[str, Step]] = [
     ("default + hemisphere ambient (ground 0.25-0.5 of the sky)", _hemisphere),
     ("default + contact shadow (darkness 0.3-0.7, none under aircraft)", _contact_shadow),
+    ("default + per-class paints (horse coats, aircraft finishes)", _class_palettes),
 ]
 
 
