@@ -105,7 +105,7 @@ def shard_manifest(shard: tuple[int, int]) -> str:
 RECORDS = ("rendered_on",)  # kept in render.json, not settings: they may differ between shards and resumes
 
 
-def _with_new_defaults(previous: dict) -> dict:
+def with_new_defaults(previous: dict) -> dict:
     """A render.json written before a variation setting existed holds no value for it: it was made with the
     setting's default (a new setting defaults to the renderer's earlier behaviour, pixel for pixel)."""
     from .variations import VariationConfig
@@ -123,7 +123,7 @@ def check_settings(out: Path, settings: dict) -> None:
     """Write OUT/render.json on first use; refuse a folder rendered with other settings."""
     settings_path = out / SETTINGS
     if settings_path.is_file():
-        previous = _with_new_defaults({k: v for k, v in json.loads(settings_path.read_text()).items()
+        previous = with_new_defaults({k: v for k, v in json.loads(settings_path.read_text()).items()
                                        if k not in RECORDS})
         if previous != settings:
             changed = sorted(k for k in settings if previous.get(k) != settings[k])

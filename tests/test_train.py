@@ -189,6 +189,18 @@ def test_synthetic_only_stream_takes_render_options_and_the_mixed_budget(default
                                       "--quiet", "--out", str(out)])
     assert again.exit_code == 1 and "trained on other synthetic images (variations)" in again.output
     assert "Traceback" not in again.output and len((out / "metrics.csv").read_text().splitlines()) == 2
+    # a run recorded before a render setting existed (here: no per-class palettes) drew with its default:
+    # the same settings, so it resumes
+    import torch
+
+    state = torch.load(out / "last.pt", weights_only=True)
+    del state["synthetic"]["variations"]["texture"]["paint_by_class"]
+    torch.save(state, out / "last.pt")
+    resumed = CliRunner().invoke(main, ["train", "classify", "--real", str(real), "--stream", str(default_models),
+                                        "--backgrounds", str(photos), "--ratio", "0:1", "--batch-size", "32",
+                                        "--epochs", "2", "--workers", "0", "--quiet", "--out", str(out)])
+    assert resumed.exit_code == 0, resumed.output
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
 
 
 def test_unreadable_synthetic_images_are_reported_once_and_skipped(tiny_real, rendered32, tmp_path):

@@ -183,9 +183,13 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
             changed = sorted(k for k, v in _comparable(cfg.to_dict()).items() if state["config"].get(k) != v)
             raise RunMismatch(f"{out}: holds a run with other settings ({', '.join(changed)}); use another --out")
         # a checkpoint from before sources were recorded holds none: nothing to compare it with
-        if state.get("synthetic") is not None and state["synthetic"] != source:
+        # (settings added since it was written take their defaults, which draw what it drew)
+        from renderer.export import with_new_defaults
+
+        before = with_new_defaults(state["synthetic"]) if state.get("synthetic") is not None else None
+        if before is not None and before != source:
             now = source or {}
-            changed = sorted(k for k in {**state["synthetic"], **now} if state["synthetic"].get(k) != now.get(k))
+            changed = sorted(k for k in {**before, **now} if before.get(k) != now.get(k))
             raise RunMismatch(f"{out}: holds a run trained on other synthetic images ({', '.join(changed)}); "
                               "use another --out")
         model.load_state_dict(state["model"])
