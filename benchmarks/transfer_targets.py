@@ -70,7 +70,11 @@ def main() -> int:
 
     base = runs(out, "table2", BASELINE)
     mixed = {row: runs(out, "table2", row) for row in MIXED_ROWS}
-    mixed = {k: v for k, v in mixed.items() if v}
+    partial = {k: len(v) for k, v in mixed.items() if v and len(v) < len(base)}
+    # a row competes for "best ratio" only with as many seeds as the baseline: one lucky seed is not a mean
+    mixed = {k: v for k, v in mixed.items() if v and len(v) >= len(base)}
+    for k, seeds in partial.items():
+        print(f"   ({k}: {seeds} of {len(base)} seeds so far, not compared yet)")
     if not base or not mixed:
         print("3. table2 runs missing (real only 4x epochs and at least one mixed ratio)")
         missing = True
