@@ -63,10 +63,7 @@ def frame_zoom(clip_from_model: np.ndarray, points: list[np.ndarray],
     own number of points: no padding to the largest."""
     b = len(fill)
     lo, hi = np.empty((b, 2)), np.empty((b, 2))
-    groups: dict[int, list[int]] = {}
-    for j, pts in enumerate(points):
-        groups.setdefault(id(pts), []).append(j)
-    for idx in groups.values():
+    for idx in _by_model(points):
         pts = points[idx[0]]
         p = np.concatenate([pts, np.ones((len(pts), 1))], axis=1)
         clip = p[None] @ np.transpose(clip_from_model[idx], (0, 2, 1))  # (k, P, 4)
@@ -77,6 +74,14 @@ def frame_zoom(clip_from_model: np.ndarray, points: list[np.ndarray],
     zoom = np.where(on, fill / half, 1.0)
     shift = np.where(on[:, None], -zoom[:, None] * (lo + hi) / 2.0, 0.0)
     return zoom.reshape(b), shift.reshape(b, 2)
+
+
+def _by_model(points: list[np.ndarray]) -> list[list[int]]:
+    """Indices of the samples that share each points array (one array per model)."""
+    groups: dict[int, list[int]] = {}
+    for j, pts in enumerate(points):
+        groups.setdefault(id(pts), []).append(j)
+    return list(groups.values())
 
 
 def pack(t: ParamTable, cells: np.ndarray, has_uvs: np.ndarray, frame_points: list[np.ndarray] | None = None,
@@ -159,12 +164,9 @@ def _shadow(points: list[np.ndarray], darkness: np.ndarray, elevation: np.ndarra
     """(B, 8) contact-shadow rows: a quad on the ground plane (the model's lowest point, object y up) under
     its footprint. A camera below the ground (elevation < 0) would see the ground from beneath, where no
     shadow shows: none there."""
-    bounds: dict[int, np.ndarray] = {}
-    for pts in points:
-        if id(pts) not in bounds:
-            bounds[id(pts)] = np.stack([pts.min(axis=0), pts.max(axis=0)])
-    lh = np.stack([bounds[id(pts)] for pts in points])
-    lo, hi = lh[:, 0], lh[:, 1]
+    lo, hi = np.empty((len(points), 3)), np.empty((len(points), 3))
+    for idx in _by_model(points):
+        lo[idx], hi[idx] = points[idx[0]].min(axis=0), points[idx[0]].max(axis=0)
     out = np.zeros((len(points), 8), np.float32)
     out[:, 0], out[:, 1], out[:, 2] = (lo[:, 0] + hi[:, 0]) / 2, lo[:, 1], (lo[:, 2] + hi[:, 2]) / 2
     out[:, 3] = np.where(np.asarray(elevation) > 0.0, darkness, 0.0)

@@ -61,8 +61,8 @@ TABLE2 = [RunSpec(f"{label}{', augmented' if aug else ''}", ratio, aug)
 # this row a gain from synthetic data could be a gain from training longer.
 TABLE2 += [RunSpec(f"real only, 4x epochs{', augmented' if aug else ''}", "1:0", aug, epochs_factor=4)
            for aug in (False, True)]
-# And real only trained as many steps as the 1:15 run (16 x 2,000 real images per epoch at 1:15 = 16 real-only
-# epochs): the baseline "trained as long" in the strict sense, each real image seen 160 times at quick scale.
+# And real only trained as many steps as the 1:15 run (an epoch is one pass over the real images: 250 steps of
+# 8 real + 120 synthetic at 1:15, 16 steps real only): the baseline "trained as long" in the strict sense.
 TABLE2 += [RunSpec("real only, 16x epochs (the steps of 1:15)", "1:0", False, epochs_factor=16)]
 TABLE2 += [RunSpec("real + synthetic 1:15, real-photo backgrounds", "1:15", False, backgrounds=REAL_BACKGROUNDS)]
 
