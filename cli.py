@@ -690,7 +690,9 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
 @click.option("--gap-images", default=2000, show_default=True, type=click.IntRange(0),
               help="Synthetic images the domain-gap meter measures per synthetic configuration (0: no meter).")
 @click.option("--rows", default=None, help="Only the rows whose name contains one of these comma-separated "
-              "texts, e.g. --rows 'real only,1:7' (tables 1, 2 and realism; default: every row).")
+              "texts, e.g. --rows 'real only,1:7'; '=NAME' is that row alone, e.g. --rows '=real + synthetic "
+              "1:15,=real only, 4x epochs' (a comma followed by a space belongs to the name). Tables 1, 2 and "
+              "realism; default: every row.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="TOML render settings (see mixreal config show) every synthetic row starts from; each row "
                    "still switches its own variations on and off, and renders at the real images' size with the "
@@ -705,13 +707,13 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
 
     Every configuration x seed is a resumable run under OUT/<table>/; run the command again to continue.
     """
-    from train.experiments import load_paper_values, run_table
+    from train.experiments import load_paper_values, parse_rows, run_table
 
     try:
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
-    row_list = [r.strip() for r in rows.split(",") if r.strip()] if rows else None
+    row_list = parse_rows(rows) if rows else None
     if row_list and table == "table3":
         _fail("--rows: table3 runs as a whole (its rows share stage 1 and the refined pools)")
     paper, paper_label = None, None

@@ -217,3 +217,16 @@ def test_config_file_sets_every_synthetic_rows_ranges(tmp_path):
     bad.write_text("[camera]\nelevaton = [0, 1]\n")
     refused = CliRunner().invoke(main, [*base, "--config", str(bad)])
     assert refused.exit_code == 1 and "elevaton" in refused.output and "elevation" in refused.output
+
+
+def test_rows_can_name_one_row_exactly():
+    """'=NAME' picks that row alone (a row name can be the start of others: 1:15 and '1:15, augmented'), and
+    a comma followed by a space is part of a name."""
+    from train.experiments import _picks, parse_rows
+
+    texts = parse_rows("=real + synthetic 1:15,=real only, 4x epochs")
+    assert texts == ["=real + synthetic 1:15", "=real only, 4x epochs"]
+    picked = [s.name for s in TABLE2 if any(_picks(t, s.name) for t in texts)]
+    assert picked == ["real + synthetic 1:15", "real only, 4x epochs"]
+    substring = [s.name for s in TABLE2 if any(_picks(t, s.name) for t in parse_rows("1:15,4X EPOCHS"))]
+    assert len(substring) == 6 and all("1:15" in n or "4x epochs" in n for n in substring)

@@ -17,6 +17,7 @@ which is not c10-da4: the paper's Table 1 is VisDA airplane-vs-bicycle with Alex
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,6 +119,20 @@ def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
     return {name: float(v) for name, v in values.items()}
 
 
+def parse_rows(text: str) -> list[str]:
+    """--rows: texts separated by commas; a comma followed by a space is part of a row name ("real only, 4x
+    epochs")."""
+    return [r.strip() for r in re.split(r",(?! )", text) if r.strip()]
+
+
+def _picks(text: str, name: str) -> bool:
+    """Whether --rows text `text` selects the row called `name`: "=NAME" that name alone, else any name
+    containing the text (case-insensitive both)."""
+    if text.startswith("="):
+        return text[1:].strip().lower() == name.lower()
+    return text.lower() in name.lower()
+
+
 def row_names(table: str) -> list[str]:
     if table == "table3":
         from .table3 import TABLE3
@@ -195,7 +210,8 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
               gap_images: int = GAP_IMAGES, rows: list[str] | None = None, render_base=None) -> str:
     """Train every configuration of `table` for each seed, seed by seed, so that an interrupted sweep
     leaves whole seeds behind; table.md, table.png and results.json are rewritten after every run.
-    `rows`: train only the configurations whose name contains one of these texts (case-insensitive); the
+    `rows`: train only the configurations whose name contains one of these texts (case-insensitive; "=NAME":
+    that name exactly); the
     table still shows every configuration's finished runs. `render_base`: the RenderConfig (a --config
     file) whose ranges every synthetic row starts from, each row switching its variations on and off."""
 
@@ -209,7 +225,7 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
         paper, shipped_label = shipped_paper_values(table)
         paper_label = paper_label or shipped_label
     check_render_base(out / table, render_base, models)
-    chosen = [spec for spec in TABLES[table] if rows is None or any(r.lower() in spec.name.lower() for r in rows)]
+    chosen = [spec for spec in TABLES[table] if rows is None or any(_picks(r, spec.name) for r in rows)]
     if not chosen:
         raise ValueError(f"--rows {','.join(rows or [])}: no row of {table} matches ({'; '.join(row_names(table))})")
     specs = [spec for spec in TABLES[table] if spec.backgrounds is None or backgrounds is not None]
