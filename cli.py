@@ -361,6 +361,13 @@ def train_group() -> None:
 AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 
 
+def _checkpoint_of(path: Path | None) -> str | None:
+    """--init: a run folder means its best.pt; recorded resolved, so a resume can tell what it started from."""
+    if path is None:
+        return None
+    return str((path / "best.pt" if path.is_dir() else path).resolve())
+
+
 @train_group.command("classify")
 @data_options("CIFAR-DA folder (train/val/test .npz from `mixreal data cifar-da`).")
 @click.option("--ratio", default="1:7", show_default=True,
@@ -382,14 +389,17 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 @click.option("--refine-real", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A MrGAN run that moves the real train/val/test images into its refined images' domain "
                    "(rr-* mappings: the paper's refined-real test).")
+@click.option("--init", "init_from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Start from another run's weights (its folder: best.pt, or a .pt file), e.g. pre-train "
+                   "synthetic only (--ratio 0:1), then fine-tune on real images (--ratio 1:0 --init THAT_RUN).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="DataLoader workers (synthetic source).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr, batch_size, augment, variations,
-                   config_file, backgrounds, textures, supersample, refiner, refiner_stage, refine_real, seed, workers,
-                   device, out, quiet):
+                   config_file, backgrounds, textures, supersample, refiner, refiner_stage, refine_real, init_from,
+                   seed, workers, device, out, quiet):
     """Train a classifier on real + synthetic minibatches; evaluate on real images every epoch.
 
     Writes RUN/metrics.csv, RUN/accuracy.png, TensorBoard events, RUN/best.pt (best validation), RUN/last.pt
@@ -434,7 +444,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         results = {}
         for r in ratios:
             cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr, batch_size=batch_size,
-                         augment=augment, seed=seed, workers=workers, device=device, ratio=r, **notes)
+                         augment=augment, seed=seed, workers=workers, device=device, ratio=r,
+                         init=_checkpoint_of(init_from), **notes)
             Ratio.parse(cfg.ratio).split(cfg.batch_size)
             run = out if len(ratios) == 1 else out / f"ratio-{r.replace(':', '-')}"
             results[r] = train_classifier(cfg, train, val, test, syn, run, classes, progress=not quiet,

@@ -231,4 +231,22 @@ def test_rows_can_name_one_row_exactly():
     picked = [s.name for s in TABLE2 if any(_picks(t, s.name) for t in texts)]
     assert picked == ["real + synthetic 1:15", "real only, 4x epochs"]
     substring = [s.name for s in TABLE2 if any(_picks(t, s.name) for t in parse_rows("1:15,4X EPOCHS"))]
-    assert len(substring) == 8 and all("1:15" in n or "4x epochs" in n for n in substring)
+    assert substring == [s.name for s in TABLE2 if "1:15" in s.name or "4x epochs" in s.name]
+
+
+def test_the_fine_tuning_row_starts_from_table1s_run_of_its_seed(tmp_path):
+    require_data("cifar", "cifar10-train-subset.npz")
+    common = ["--counts", "8,4,20", "--epochs", "1", "--seeds", "3", "--workers", "0", "--gap-images", "0",
+              "--quiet", "--out", str(tmp_path)]
+    row = "=real only, 4x epochs, from synthetic-only pre-training"
+    early = CliRunner().invoke(main, ["experiment", "table2", "--rows", row, *common])
+    assert early.exit_code == 0, early.output
+    assert "skipped until table1 'all variations (default)' has run for seed 3" in early.output
+    pre = CliRunner().invoke(main, ["experiment", "table1", "--rows", "=all variations (default)", *common])
+    assert pre.exit_code == 0, pre.output
+    tuned = CliRunner().invoke(main, ["experiment", "table2", "--rows", row, *common])
+    assert tuned.exit_code == 0, tuned.output
+    summary = json.loads((tmp_path / "table2" / "real-only-4x-epochs-from-synthetic-only-pre-training" / "seed-3"
+                          / "summary.json").read_text())
+    start = tmp_path / "table1" / "all-variations-default" / "seed-3" / "best.pt"
+    assert summary["config"]["init"] == str(start.resolve()) and summary["config"]["ratio"] == "1:0"

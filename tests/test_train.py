@@ -222,3 +222,34 @@ def test_unreadable_synthetic_images_are_reported_once_and_skipped(tiny_real, re
     reports = [line for line in r.output.splitlines() if "unreadable image" in line]
     assert reports and len(reports) == len(set(reports))  # each file named once
     assert all(any(str(p) in line for p in broken) for line in reports)
+
+
+def test_init_starts_from_another_runs_weights(tmp_path):
+    """--init: the run starts from the given run's best.pt (at lr 0 its weights stay exactly those); a run of
+    other classes or a file that is no checkpoint is refused in one line."""
+    import torch
+
+    real = _real_folder(tmp_path / "real", ["car", "truck"])
+    base = ["train", "classify", "--real", str(real), "--ratio", "1:0", "--batch-size", "8", "--epochs", "1",
+            "--scale", "quick", "--workers", "0", "--quiet"]
+    first = CliRunner().invoke(main, [*base, "--seed", "1", "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    tuned = CliRunner().invoke(main, [*base, "--lr", "0", "--init", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    assert tuned.exit_code == 0, tuned.output
+    a = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    assert b["config"]["init"] == str((tmp_path / "a" / "best.pt").resolve())
+    weights = [k for k in a["model"] if k.endswith("weight")]
+    assert weights and all(torch.equal(a["model"][k], b["model"][k]) for k in weights)
+    fresh = CliRunner().invoke(main, [*base, "--lr", "0", "--out", str(tmp_path / "c")])
+    c = torch.load(tmp_path / "c" / "best.pt", weights_only=True)
+    assert not all(torch.equal(a["model"][k], c["model"][k]) for k in weights) and fresh.exit_code == 0
+
+    other = _real_folder(tmp_path / "other", ["horse", "truck"])
+    bad = CliRunner().invoke(main, [*base, "--real", str(other), "--init", str(tmp_path / "a"),
+                                    "--out", str(tmp_path / "d")])
+    assert bad.exit_code == 1 and "trained on classes car, truck" in bad.output and "Traceback" not in bad.output
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    bad = CliRunner().invoke(main, [*base, "--init", str(junk), "--out", str(tmp_path / "e")])
+    assert bad.exit_code == 1 and "junk.pt: unreadable checkpoint" in bad.output

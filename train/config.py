@@ -47,6 +47,9 @@ class TrainConfig:
     # the real images into the refined images' domain (Refiner.real_domain); recorded so a resume matches
     refiner: str | None = None
     refine_real: str | None = None
+    # start from another run's weights (its best.pt, or a checkpoint file): pre-training on synthetic images,
+    # then fine-tuning on real ones; the optimiser and schedule start afresh
+    init: str | None = None
     extra: dict = field(default_factory=dict)  # free-form notes kept in summary.json
 
     def to_dict(self) -> dict:

@@ -121,6 +121,24 @@ def load_checkpoint(path: Path) -> dict:
         raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 
+def init_weights(path: Path, cfg: TrainConfig, class_names: list[str]) -> dict:
+    """The model weights of a run folder (its best.pt) or a checkpoint file, checked against this run's model
+    and classes: a one-line ValueError naming the file otherwise."""
+    path = path / "best.pt" if path.is_dir() else path
+    if not path.is_file():
+        raise ValueError(f"{path}: no checkpoint to start from (--init takes a run folder or a .pt file)")
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or "model" not in state:
+        raise ValueError(f"{path}: not a mixreal classifier checkpoint")
+    model = state.get("config", {}).get("model")
+    if model != cfg.model:
+        raise ValueError(f"{path}: a {model} checkpoint, this run trains a {cfg.model}")
+    if list(state.get("class_names", [])) != list(class_names):
+        raise ValueError(f"{path}: trained on classes {', '.join(state.get('class_names', []))}, "
+                         f"this run has {', '.join(class_names)}")
+    return state["model"]
+
+
 def _comparable(cfg: dict) -> dict:
     ignore = {"epochs", "workers", "device", "extra"}  # may change between a run and its resumption
     full = {**TrainConfig().to_dict(), **cfg}  # a setting added since the run started holds its default
@@ -163,6 +181,8 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg.model, len(class_names), cfg.image_size).to(device, memory_format=torch.channels_last)
+    if cfg.init is not None:  # a resumed run then loads its own last.pt over these
+        model.load_state_dict(init_weights(Path(cfg.init), cfg, class_names))
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     elif cfg.optimizer == "adam":
