@@ -28,7 +28,8 @@ BASELINE = "real only, 4x epochs"
 PHOTO_ROW = "real + synthetic 1:15, real-photo backgrounds"
 AS_LONG = "real only, 16x epochs (the steps of 1:15)"
 EQUAL_STEPS = ("real + synthetic 1:15", "real + synthetic 1:3, 4x epochs (the steps of 1:15)",
-               "real + synthetic 1:1, 8x epochs (the steps of 1:15)")
+               "real + synthetic 1:1, 8x epochs (the steps of 1:15)",
+               "real only, 4x epochs, from synthetic-only pre-training")  # 2,500 + 640 steps
 
 
 def runs(out: Path, table: str, row: str) -> list[dict]:
