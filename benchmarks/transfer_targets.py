@@ -116,7 +116,8 @@ def main() -> int:
             apart = mean(f) - mean(b) >= MIXED_MARGIN and flo > bhi
             print(f"3'. pre-trained on renders, fine-tuned on the real images ({FINE_TUNED}): {100 * mean(f):.2f}% "
                   f"(95% {100 * flo:.1f}-{100 * fhi:.1f}), seeds {len(f)}: "
-                  f"{100 * (mean(f) - mean(b)):+.2f} points over {BASELINE}; >= +{100 * MIXED_MARGIN:.0f} with intervals apart: {'yes' if apart else 'no'}")
+                  f"{100 * (mean(f) - mean(b)):+.2f} points over {BASELINE}; >= +{100 * MIXED_MARGIN:.0f} "
+                  f"with intervals apart: {'yes' if apart else 'no'}")
         photo = runs(out, "table2", PHOTO_ROW)
         if photo:  # not a target: what a user with real background photos gets, beside the same baseline
             p = [r["test_acc_at_best_val"] for r in photo]
