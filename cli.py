@@ -361,13 +361,6 @@ def train_group() -> None:
 AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 
 
-def _checkpoint_of(path: Path | None) -> str | None:
-    """--init: a run folder means its best.pt; recorded resolved, so a resume can tell what it started from."""
-    if path is None:
-        return None
-    return str((path / "best.pt" if path.is_dir() else path).resolve())
-
-
 @train_group.command("classify")
 @data_options("CIFAR-DA folder (train/val/test .npz from `mixreal data cifar-da`).")
 @click.option("--ratio", default="1:7", show_default=True,
@@ -407,7 +400,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     command again resumes after the last completed epoch.
     """
     from train.config import preset
-    from train.loop import RunMismatch, train_classifier
+    from train.loop import RunMismatch, checkpoint_path, train_classifier
     from train.mixing import Ratio
 
     ratios = AUTO_RATIOS if ratio == "auto" else (ratio,)
@@ -445,7 +438,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         for r in ratios:
             cfg = preset(model, scale, real_only=real_only, epochs=epochs, lr=lr, batch_size=batch_size,
                          augment=augment, seed=seed, workers=workers, device=device, ratio=r,
-                         init=_checkpoint_of(init_from), **notes)
+                         init=str(checkpoint_path(init_from)) if init_from is not None else None, **notes)
             Ratio.parse(cfg.ratio).split(cfg.batch_size)
             run = out if len(ratios) == 1 else out / f"ratio-{r.replace(':', '-')}"
             results[r] = train_classifier(cfg, train, val, test, syn, run, classes, progress=not quiet,

@@ -97,33 +97,29 @@ def main() -> int:
         print(f"3. {best}: {100 * mean(m):.2f}% (95% {100 * mlo:.1f}-{100 * mhi:.1f}) vs {BASELINE}: "
               f"{100 * mean(b):.2f}% (95% {100 * blo:.1f}-{100 * bhi:.1f}), n={n}: {100 * margin:+.2f} points; "
               f"target >= +{100 * MIXED_MARGIN:.0f} with intervals apart: {'met' if hit else 'MISSED'}")
-        strict = runs(out, "table2", AS_LONG)
+        def row(name: str) -> tuple[float, str, float] | None:
+            """(mean, 'mean% (95% lo-hi), seeds k', lower end) of a table2 row, None before it has run."""
+            accs = [r["test_acc_at_best_val"] for r in runs(out, "table2", name)]
+            if not accs:
+                return None
+            lo, hi = mean_interval(accs, n)
+            return mean(accs), f"{100 * mean(accs):.2f}% (95% {100 * lo:.1f}-{100 * hi:.1f}), seeds {len(accs)}", lo
+
+        strict = row(AS_LONG)
         if strict:  # not the issue's target: every mixed row against real only trained as many steps
-            q = [r["test_acc_at_best_val"] for r in strict]
-            qlo, qhi = mean_interval(q, n)
-            print(f"   equal steps: {AS_LONG}: {100 * mean(q):.2f}% (95% {100 * qlo:.1f}-{100 * qhi:.1f}), "
-                  f"seeds {len(q)}; against it:")
-            for row in EQUAL_STEPS:
-                e = [r["test_acc_at_best_val"] for r in runs(out, "table2", row)]
-                if e:
-                    elo, ehi = mean_interval(e, n)
-                    print(f"     {row}: {100 * mean(e):.2f}% (95% {100 * elo:.1f}-{100 * ehi:.1f}), seeds {len(e)}: "
-                          f"{100 * (mean(e) - mean(q)):+.2f} points")
-        tuned = runs(out, "table2", FINE_TUNED)
+            print(f"   equal steps: {AS_LONG}: {strict[1]}; against it:")
+            for name in EQUAL_STEPS:
+                if (e := row(name)) is not None:
+                    print(f"     {name}: {e[1]}: {100 * (e[0] - strict[0]):+.2f} points")
+        tuned = row(FINE_TUNED)
         if tuned:  # the other real + synthetic recipe: the same target's margin and intervals, reported beside it
-            f = [r["test_acc_at_best_val"] for r in tuned]
-            flo, fhi = mean_interval(f, n)
-            apart = mean(f) - mean(b) >= MIXED_MARGIN and flo > bhi
-            print(f"3'. pre-trained on renders, fine-tuned on the real images ({FINE_TUNED}): {100 * mean(f):.2f}% "
-                  f"(95% {100 * flo:.1f}-{100 * fhi:.1f}), seeds {len(f)}: "
-                  f"{100 * (mean(f) - mean(b)):+.2f} points over {BASELINE}; >= +{100 * MIXED_MARGIN:.0f} "
+            apart = tuned[0] - mean(b) >= MIXED_MARGIN and tuned[2] > bhi
+            print(f"3'. pre-trained on renders, fine-tuned on the real images ({FINE_TUNED}): {tuned[1]}: "
+                  f"{100 * (tuned[0] - mean(b)):+.2f} points over {BASELINE}; >= +{100 * MIXED_MARGIN:.0f} "
                   f"with intervals apart: {'yes' if apart else 'no'}")
-        photo = runs(out, "table2", PHOTO_ROW)
+        photo = row(PHOTO_ROW)
         if photo:  # not a target: what a user with real background photos gets, beside the same baseline
-            p = [r["test_acc_at_best_val"] for r in photo]
-            plo, phi = mean_interval(p, n)
-            print(f"   ({PHOTO_ROW}: {100 * mean(p):.2f}% (95% {100 * plo:.1f}-{100 * phi:.1f}), seeds {len(p)}: "
-                  f"{100 * (mean(p) - mean(b)):+.2f} points over {BASELINE})")
+            print(f"   ({PHOTO_ROW}: {photo[1]}: {100 * (photo[0] - mean(b)):+.2f} points over {BASELINE})")
     if missing:
         return 2
     return 0 if ok else 1

@@ -121,10 +121,16 @@ def load_checkpoint(path: Path) -> dict:
         raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 
+def checkpoint_path(path: Path) -> Path:
+    """What --init / TrainConfig.init names: a run folder means its best.pt; resolved, so that a resume can
+    tell what a run started from."""
+    return (path / "best.pt" if path.is_dir() else path).resolve()
+
+
 def init_weights(path: Path, cfg: TrainConfig, class_names: list[str]) -> dict:
     """The model weights of a run folder (its best.pt) or a checkpoint file, checked against this run's model
     and classes: a one-line ValueError naming the file otherwise."""
-    path = path / "best.pt" if path.is_dir() else path
+    path = checkpoint_path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no checkpoint to start from (--init takes a run folder or a .pt file)")
     state = load_checkpoint(path)
