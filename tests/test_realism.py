@@ -259,3 +259,17 @@ def test_camera_effects_are_deterministic_and_only_touch_pixels(default_library,
     assert (np.abs(a.astype(int) - b.astype(int)).max(axis=(1, 2, 3)) > 0).all()
     again = on.render(specs[::-1])[::-1]
     np.testing.assert_array_equal(a, again)
+
+
+def test_jpeg_matches_pillow_byte_for_byte(default_library, gl):
+    """The camera effects' JPEG runs through torchvision's libjpeg for speed; every coded render must be
+    what Pillow's encoder at the same quality gives, so the switch changed no image."""
+    from renderer.sensor import apply_jpeg, jpeg_pillow
+
+    r = Renderer(default_library, RenderConfig(size=32, variations=VariationConfig.parse("none")), ctx=gl)
+    images = r.render([r.spec_at(i) for i in range(24)])
+    qualities = np.array([0, 40, 95, 67] * 6)  # 0: left alone
+    coded = apply_jpeg(images, {"sensor_jpeg": qualities})
+    for img, out, q in zip(images, coded, qualities, strict=True):
+        np.testing.assert_array_equal(out, jpeg_pillow(img, int(q)) if q else img)
+    assert (coded != images).any()
