@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -250,3 +251,35 @@ def test_the_fine_tuning_row_starts_from_table1s_run_of_its_seed(tmp_path):
                           / "summary.json").read_text())
     start = tmp_path / "table1" / "all-variations-default" / "seed-3" / "best.pt"
     assert summary["config"]["init"] == str(start.resolve()) and summary["config"]["ratio"] == "1:0"
+
+
+def _summaries(out, table, row, accs, n=4000):
+    from train.experiments import slug
+
+    for seed, acc in enumerate(accs):
+        run = out / table / slug(row) / f"seed-{seed}"
+        run.mkdir(parents=True)
+        per_class = {c: acc for c in ("airplane", "car", "horse", "truck")}
+        (run / "summary.json").write_text(json.dumps({"test_acc_at_best_val": acc, "fits_training_images": True,
+                                                     "test_at_best_val": {"n": n, "per_class": per_class}}))
+
+
+def test_transfer_targets_take_the_best_mixed_row_of_any_schedule(tmp_path, capsys, monkeypatch):
+    """Target 3 reads every real + synthetic mixed-batch row (1:3 for the steps of 1:15 included), needs as
+    many seeds as the baseline, and exits 1 when the margin or the interval gap is missing."""
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "benchmarks" / "transfer_targets.py"
+    spec = importlib.util.spec_from_file_location("tt", script)
+    tt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tt)
+    _summaries(tmp_path, "table1", "all variations (default)", [0.69, 0.68, 0.67])
+    _summaries(tmp_path, "table2", "real only, 4x epochs", [0.76, 0.73, 0.79])
+    _summaries(tmp_path, "table2", "real + synthetic 1:15", [0.80, 0.78, 0.79])
+    _summaries(tmp_path, "table2", "real + synthetic 1:1, 8x epochs (the steps of 1:15)", [0.99])  # 1 seed only
+    monkeypatch.setattr("sys.argv", ["transfer_targets.py", str(tmp_path)])
+    assert tt.main() == 1  # 1:15 is +3 points on average but the intervals overlap
+    assert "not compared yet" in capsys.readouterr().out
+    _summaries(tmp_path, "table2", "real + synthetic 1:3, 4x epochs (the steps of 1:15)", [0.84, 0.82, 0.84])
+    assert tt.main() == 0
+    assert "3. real + synthetic 1:3, 4x epochs" in capsys.readouterr().out
