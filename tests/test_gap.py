@@ -94,3 +94,32 @@ def test_gap_command_end_to_end(tmp_path, default_models):
     bad.write_bytes(b"not a checkpoint")
     r = CliRunner().invoke(main, ["gap", "--real", str(real), "--stream", str(default_models), "--features", str(bad)])
     assert r.exit_code != 0 and "bad.pt: unreadable checkpoint" in r.output and "Traceback" not in r.output
+
+
+def test_coverage_sees_a_set_without_variety_that_kid_scores_well():
+    """A synthetic set of the same kind of point as the real one covers it (coverage and recall near 1); one
+    that is a few points repeated (one canonical view per model) has high precision but covers little of the
+    real class, and a far-away set nothing at all."""
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 16, generator=g)
+    alike = meter.manifold_scores(real, torch.randn(400, 16, generator=g))
+    assert alike["coverage"] > 0.8 and alike["recall"] > 0.8 and alike["precision"] > 0.8
+    few = real[:6].repeat_interleave(50, dim=0) + 0.01 * torch.randn(300, 16, generator=g)
+    narrow = meter.manifold_scores(real, few)
+    assert narrow["precision"] > 0.9  # every synthetic point looks real...
+    assert narrow["coverage"] < 0.1 and narrow["recall"] < 0.1  # ...but stands for a few real ones
+    far = meter.manifold_scores(real, torch.randn(400, 16, generator=g) + 20)
+    assert far["coverage"] == far["recall"] == far["precision"] == far["density"] == 0.0
+    with pytest.raises(ValueError, match="more than k"):
+        meter.manifold_scores(real, real[:3])
+
+
+def test_measure_reports_coverage_per_class_and_overall():
+    net = _net()
+    real, labels = _photos(120, 0)
+    syn, syn_labels = _photos(120, 1)
+    report, _ = meter.measure(net, real, labels, syn, syn_labels, ["a", "b"])
+    for c in ("a", "b"):
+        assert 0.0 <= report.per_class[c]["coverage"] <= 1.0
+    assert report.coverage == pytest.approx(np.mean([report.per_class[c]["coverage"] for c in ("a", "b")]))
+    assert "coverage" in report.table() and report.to_dict()["meter_version"] == meter.METER_VERSION

@@ -178,8 +178,8 @@ def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
     paper, details, gaps = paper or {}, details or {}, gaps or {}
     lines = [f"Paper column: {paper_label}.", "",
              "| configuration | ours: test accuracy % (mean ± std) | 95 % interval | seeds | 50/class test % "
-             "| fitted train images | weakest class % | KID x 100 | paper % |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| fitted train images | weakest class % | KID x 100 | coverage % | paper % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, accs in rows.items():
         a = 100 * np.asarray(accs, dtype=float)
         ours = f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}" if len(a) else "not run"
@@ -203,7 +203,8 @@ def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
                 weakest = f"{c} {100 * np.mean(per_class[c]):.1f}"
         theirs = paper.get(name)
         kid = f"{100 * gaps[name]['kid']:.2f}" if name in gaps else "n/a"
-        lines.append(f"| {name} | {ours} | {interval} | {len(a)} | {small} | {fitted} | {weakest} | {kid} | "
+        cover = f"{100 * gaps[name]['coverage']:.1f}" if "coverage" in gaps.get(name, {}) else "n/a"
+        lines.append(f"| {name} | {ours} | {interval} | {len(a)} | {small} | {fitted} | {weakest} | {kid} | {cover} | "
                      f"{'n/a' if theirs is None else f'{theirs:.2f}'} |")
     both = [n for n in rows if n in gaps and len(rows[n])]
     if len(both) >= 3:
@@ -212,7 +213,10 @@ def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
         rho_clf = spearman([gaps[n]["accuracy"] for n in both], acc)
         lines += ["", f"Rank correlation (Spearman) with test accuracy over the {len(both)} synthetic rows: "
                       f"KID {rho:+.2f} (−1: the lower the gap, the higher the accuracy, in every pair); the real "
-                      f"classifier's accuracy on the synthetic images {rho_clf:+.2f} (+1 is perfect)."]
+                      f"classifier's accuracy on the synthetic images {rho_clf:+.2f} (+1 is perfect)"]
+        if all("coverage" in gaps[n] for n in both):
+            lines[-1] += f"; coverage of the real classes {spearman([gaps[n]['coverage'] for n in both], acc):+.2f}"
+        lines[-1] += "."
     return "\n".join(lines) + "\n"
 
 
@@ -322,7 +326,8 @@ def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: i
     if path.is_file():
         cached = json.loads(path.read_text())
         # a reading of other images (another --config, older code) is measured again
-        if cached.get("n_synthetic") == n_images and cached.get("render", settings) == settings:
+        if (cached.get("n_synthetic") == n_images and cached.get("render", settings) == settings
+                and cached.get("meter_version", 1) == meter.METER_VERSION):
             return cached
     net = meter.cached_feature_net(real_dir, progress=progress, log=log)
     stream = RenderStream(models, config, class_names=train.class_names, length=n_images)
@@ -330,7 +335,8 @@ def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: i
     report, _ = meter.measure(net, train.images, train.labels, images, labels, train.class_names)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({**report.to_dict(), "render": settings}, indent=2) + "\n")
-    log(f"gap | {spec.name}: KID x 100 {100 * report.kid:.2f}, real classifier on it {100 * report.accuracy:.1f}%")
+    log(f"gap | {spec.name}: KID x 100 {100 * report.kid:.2f}, real classifier on it {100 * report.accuracy:.1f}%, "
+        f"coverage of the real classes {100 * report.coverage:.1f}%")
     return report.to_dict()
 
 

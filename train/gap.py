@@ -8,6 +8,12 @@ train split only: no Inception download, and the features are those of the task.
   an identity module, so both metrics and every per-class subset share one pass of the network);
 - the real-trained classifier's accuracy on the synthetic images, per class: a synthetic car that a
   real-photo classifier calls a truck is a bad car;
+- per class, how much of the real class the synthetic images cover (coverage, Naeem et al. 2020: the share
+  of real images with a synthetic image inside their k-nearest-real-neighbour ball) and recall (Kynkaanniemi
+  et al. 2019: the share inside the synthetic images' own k-NN balls), with precision and density, their
+  fidelity counterparts. KID and FID mix fidelity and diversity into one distance; a set of one canonical view
+  per model can be close in KID and still cover little of the real class, which is what a classifier trained
+  on it pays for;
 - nearest real neighbours of a few synthetic images per class, and the per-class KID as a bar chart.
 
 The feature network is trained once per real dataset (real only, augmented, at quick scale x 4) and cached in
@@ -28,6 +34,8 @@ from .datasets import RealDataset
 from .loop import load_checkpoint, normalise
 from .models import build_model
 
+MANIFOLD_K = 5  # neighbours that set each ball's radius (Naeem et al.'s choice for density and coverage)
+METER_VERSION = 2  # 2: coverage, recall, precision and density beside KID and FID; older readings are re-measured
 FEATURE_EPOCHS_FACTOR = 4  # x the quick scale's epochs: a real-only ResNet-20 that has converged
 
 
@@ -106,19 +114,49 @@ class GapReport:
     n_real: int = 0
     n_synthetic: int = 0
     features: str = ""
+    # mean over classes of the class-conditional scores (real class c against synthetic class c)
+    coverage: float = float("nan")
+    recall: float = float("nan")
+    precision: float = float("nan")
+    density: float = float("nan")
 
     def to_dict(self) -> dict:
         return {"kid": self.kid, "kid_std": self.kid_std, "fid": self.fid, "accuracy": self.accuracy,
-                "per_class": self.per_class, "n_real": self.n_real, "n_synthetic": self.n_synthetic,
-                "features": self.features}
+                "coverage": self.coverage, "recall": self.recall, "precision": self.precision,
+                "density": self.density, "per_class": self.per_class, "n_real": self.n_real,
+                "n_synthetic": self.n_synthetic, "features": self.features, "meter_version": METER_VERSION}
 
     def table(self) -> str:
-        lines = [f"{'class':<12} {'n':>6} {'KID x 100':>11} {'FID':>9} {'real-clf acc %':>15}"]
+        nan = float("nan")
+        lines = [f"{'class':<12} {'n':>6} {'KID x 100':>11} {'FID':>9} {'real-clf acc %':>15} {'coverage %':>11} "
+                 f"{'recall %':>9} {'precision %':>12}"]
         for c, v in self.per_class.items():
-            lines.append(f"{c:<12} {v['n']:>6} {100 * v['kid']:>11.3f} {v['fid']:>9.2f} {100 * v['accuracy']:>15.1f}")
+            lines.append(f"{c:<12} {v['n']:>6} {100 * v['kid']:>11.3f} {v['fid']:>9.2f} {100 * v['accuracy']:>15.1f} "
+                         f"{100 * v.get('coverage', nan):>11.1f} {100 * v.get('recall', nan):>9.1f} "
+                         f"{100 * v.get('precision', nan):>12.1f}")
         lines.append(f"{'overall':<12} {self.n_synthetic:>6} {100 * self.kid:>11.3f} {self.fid:>9.2f} "
-                     f"{100 * self.accuracy:>15.1f}")
+                     f"{100 * self.accuracy:>15.1f} {100 * self.coverage:>11.1f} {100 * self.recall:>9.1f} "
+                     f"{100 * self.precision:>12.1f}")
         return "\n".join(lines)
+
+
+def manifold_scores(real: torch.Tensor, fake: torch.Tensor, k: int = MANIFOLD_K) -> dict[str, float]:
+    """Precision, recall (Kynkaanniemi et al. 2019), density and coverage (Naeem et al. 2020) of `fake` against
+    `real`, features (N, D). Each point's ball reaches its k-th nearest neighbour in its own set."""
+    if len(real) <= k or len(fake) <= k:
+        raise ValueError(f"need more than k={k} images on each side (real {len(real)}, synthetic {len(fake)})")
+    real, fake = real.double(), fake.double()
+
+    def radii(x: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, x).kthvalue(k + 1, dim=1).values  # +1: each point is its own nearest
+
+    r_real, r_fake = radii(real), radii(fake)
+    d = torch.cdist(real, fake)  # (R, F)
+    inside_real = d <= r_real[:, None]  # fake j inside real i's ball
+    return {"precision": float(inside_real.any(0).double().mean()),
+            "recall": float((d <= r_fake[None, :]).any(1).double().mean()),
+            "density": float(inside_real.double().sum() / (k * len(fake))),
+            "coverage": float((d.min(1).values <= r_real).double().mean())}
 
 
 def kid_fid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, seed: int = 0) -> tuple[float, float, float]:
@@ -163,7 +201,12 @@ def measure(net: FeatureNet, real_images: torch.Tensor, real_labels: torch.Tenso
             continue
         kc, kcs, fc = kid_fid(r, s)
         report.per_class[name] = {"kid": kc, "kid_std": kcs, "fid": fc, "n": int(len(s)),
-                                  "accuracy": float(correct[syn_labels == c].double().mean())}
+                                  "accuracy": float(correct[syn_labels == c].double().mean()),
+                                  **(manifold_scores(r, s) if min(len(r), len(s)) > MANIFOLD_K else {})}
+    for key in ("coverage", "recall", "precision", "density"):
+        values = [v[key] for v in report.per_class.values() if key in v]
+        if values:
+            setattr(report, key, float(np.mean(values)))
     return report, {"real": real_f, "synthetic": syn_f}
 
 
