@@ -11,6 +11,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 N_IMAGES = 24
+# the embedded backgrounds' kinds, in the order image i takes them (kind i % len(SCENE_KINDS))
+SCENE_KINDS = ("sky over ground", "clouds", "room", "city", "foliage", "blobs")
 
 
 def _fbm(rng: np.random.Generator, size: int, base: int = 4, octaves: int = 4) -> np.ndarray:
@@ -85,7 +87,7 @@ def _texture(i: int, size: int) -> np.ndarray:
 
 def _background(i: int, size: int) -> np.ndarray:
     rng, c, y, x, n = _canvas(2000 + i, 4, size)
-    kind = i % 6
+    kind = i % len(SCENE_KINDS)
     if kind == 0:  # sky over ground
         horizon = rng.uniform(0.45, 0.8) + 0.05 * (n[0] - 0.5)
         sky = _mix(np.array([0.55, 0.75, 0.95]), np.array([0.9, 0.95, 1.0]), y)

@@ -138,7 +138,7 @@ def draw_params(
 
     _texture(t, config, u("texture", 16), b, counts.textures, labels)
     _lighting(t, config, u("lighting", 1 + 5 * MAX_LIGHTS + 4), b, labels)
-    _background(t, config, u("background", 13), b, counts.backgrounds)
+    _background(t, config, u("background", 13), b, counts.backgrounds, labels)
     _camera(t, config, u("camera", 8), b, labels)
     _occluders(t, config, u("occlusion", 2 + 10 * MAX_OCCLUDERS), b)
     _augment(t, config, u("augment2d", 8), b)
@@ -260,7 +260,8 @@ def _lighting(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, lab
     t["light_col"][off] = 0.0
 
 
-def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n_images: int) -> None:
+def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n_images: int,
+                labels: list[str]) -> None:
     c, canon = config.background, config.canonical
     t["bg_mode"] = _categorical(u[:, 0], c.mode_weights)
     t["bg_color1"] = _colours(u[:, 1:4], c.saturation)
@@ -268,6 +269,8 @@ def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n
     t["bg_angle"] = 2.0 * math.pi * u[:, 7]
     t["bg_noise"] = _lerp(u[:, 8], c.noise_scale)
     t["bg_image"] = np.minimum((u[:, 9] * n_images).astype(int), n_images - 1)
+    if c.image_dir is None and c.scenes_by_class:
+        _scenes_by_class(t, c, u[:, 9], labels, n_images)
     side = _lerp(u[:, 10], c.crop_fraction)
     u0 = u[:, 11] * (1 - side)
     v0 = u[:, 12] * (1 - side)
@@ -276,6 +279,24 @@ def _background(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, n
         t["bg_mode"][:] = 0
         t["bg_color1"][:] = canon.background
         t["bg_color2"][:] = canon.background
+
+
+def _scenes_by_class(t: ParamTable, c, x: np.ndarray, labels: list[str], n_images: int) -> None:
+    """Embedded backgrounds only of the scene kinds each class is shown in: the same uniform picks the kind
+    among the allowed ones and then one of that kind's images (image i is of kind i % len(SCENE_KINDS))."""
+    from assets.images import SCENE_KINDS
+
+    n_kinds = len(SCENE_KINDS)
+    for label in set(labels):
+        kinds = c.scenes_for(label)
+        if kinds is None:
+            continue
+        rows = np.array([lab == label for lab in labels])
+        k = np.minimum((x[rows] * len(kinds)).astype(int), len(kinds) - 1)
+        within = x[rows] * len(kinds) - k  # the rest of the uniform, in [0, 1): which image of the kind
+        per_kind = np.maximum(n_images // n_kinds, 1)
+        j = np.minimum((within * per_kind).astype(int), per_kind - 1)
+        t["bg_image"][rows] = np.minimum(np.asarray(kinds)[k] + n_kinds * j, n_images - 1)
 
 
 def _camera(t: ParamTable, config: VariationConfig, u: np.ndarray, b: int, labels: list[str]) -> None:

@@ -95,6 +95,33 @@ class BackgroundVariation:
     saturation: float = 0.45  # most saturated a solid / gradient / noise colour may be (0..1)
     crop_fraction: Range = (0.3, 1.0)  # side of the crop as a fraction of the image
     image_dir: Path | None = None  # None: the embedded procedural backgrounds
+    # embedded scenes a class is shown in (kinds from assets.images.SCENE_KINDS, e.g. {"car": ("city",
+    # "sky over ground")}); other classes, and any --backgrounds folder, draw from every image
+    scenes_by_class: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from assets.images import SCENE_KINDS
+
+        for label, kinds in self.scenes_by_class.items():
+            unknown = [k for k in kinds if k not in SCENE_KINDS]
+            if unknown or not kinds:
+                raise ValueError(f"background.scenes_by_class[{label!r}]: unknown scene kinds {unknown or '(none)'} "
+                                 f"(kinds: {', '.join(SCENE_KINDS)})")
+
+    def scenes_for(self, label: str) -> tuple[int, ...] | None:
+        """Indices into SCENE_KINDS of the embedded scenes `label` is shown in; None: every scene."""
+        from assets.images import SCENE_KINDS
+
+        kinds = self.scenes_by_class.get(class_key(label))
+        return None if kinds is None else tuple(SCENE_KINDS.index(k) for k in kinds)
+
+# Scenes each kind of object is photographed in, for `BackgroundVariation.scenes_by_class` (a realism
+# candidate, off by default): renders of cars against clouds look, to a real-photo classifier, like airplanes.
+SCENES_BY_CLASS: dict[str, tuple[str, ...]] = {
+    "car": ("sky over ground", "city", "foliage", "room"), "truck": ("sky over ground", "city", "foliage"),
+    "bus": ("sky over ground", "city"), "horse": ("sky over ground", "foliage"),
+    "airplane": ("sky over ground", "clouds"),
+}
 
 
 # How people photograph each kind of object: ground vehicles, animals and people from about eye level (a

@@ -58,8 +58,8 @@ def test_aggregate_mean_std_and_paper_column():
                      paper_label="paper: CIFAR-DA9")
     lines = text.splitlines()
     assert lines[0] == "Paper column: paper: CIFAR-DA9."
-    assert lines[4] == "| real only | 60.00 ± 10.00 | n/a | 3 | n/a | n/a | n/a | n/a | 61.50 |"
-    assert lines[5] == "| real + synthetic 1:7 | not run | n/a | 0 | n/a | n/a | n/a | n/a | n/a |"
+    assert lines[4] == "| real only | 60.00 ± 10.00 | n/a | 3 | n/a | n/a | n/a | n/a | n/a | 61.50 |"
+    assert lines[5] == "| real + synthetic 1:7 | not run | n/a | 0 | n/a | n/a | n/a | n/a | n/a | n/a |"
 
 
 def test_aggregate_interval_fit_and_weakest_class():
@@ -68,15 +68,17 @@ def test_aggregate_interval_fit_and_weakest_class():
                                      "per_class": {"car": car, "horse": 0.9}},
                 "final_train_acc": train, "fits_training_images": train >= 0.7}
     details = {"synthetic": [run(0.60, 0.55, 0.9, 0.3), run(0.62, 0.60, 0.6, 0.5)]}
-    gaps = {"synthetic": {"kid": 0.0123, "accuracy": 0.5}, "other": {"kid": 0.02, "accuracy": 0.4},
-            "third": {"kid": 0.05, "accuracy": 0.45}}
+    gaps = {"synthetic": {"kid": 0.0123, "accuracy": 0.5, "coverage": 0.6},
+            "other": {"kid": 0.02, "accuracy": 0.4, "coverage": 0.2}, "third": {"kid": 0.05, "accuracy": 0.45,
+                                                                               "coverage": 0.4}}
     text = aggregate({"synthetic": [0.60, 0.62], "other": [0.5], "third": [0.3]}, {}, details, gaps=gaps)
     line = text.splitlines()[4]
     # Wilson 95 % at 61 % of 4,000 images is about +-1.5 points
     assert line == ("| synthetic | 61.00 ± 1.41 | 59.5–62.5 (n=4000) | 2 | 57.50 | 1/2 (75% train) | car 40.0 | 1.23 "
-                    "| n/a |")
+                    "| 60.0 | n/a |")
     assert "Spearman) with test accuracy over the 3 synthetic rows: KID -1.00" in text
     assert "on the synthetic images +0.50" in text
+    assert "coverage of the real classes +0.50." in text  # ranks 60 / 20 / 40 against 61 / 50 / 30
 
 
 def test_wilson_interval():

@@ -179,6 +179,31 @@ def test_camera_priors_follow_the_class(default_library, gl):
     assert base.camera.elevation_for("teapot") == base.camera.elevation
 
 
+
+def test_scenes_by_class_keep_each_class_to_its_scenes(default_library, gl):
+    """With per-class scenes, every embedded background of a class is of a kind listed for it, all its kinds
+    and images still appear, classes not listed keep every scene, and nothing else about a sample changes."""
+    from assets.images import N_IMAGES, SCENE_KINDS
+
+    base = VariationConfig.parse("all")
+    scenes = {"car": ("city", "foliage"), "airplane": ("clouds",)}
+    v = replace(base, background=replace(base.background, scenes_by_class=scenes))
+    plain = Renderer(default_library, RenderConfig(size=32, variations=base), ctx=gl)
+    picky = Renderer(default_library, RenderConfig(size=32, variations=v), ctx=gl)
+    specs = [plain.spec_at(i) for i in range(600)]
+    a, b = plain.params(specs), picky.params(specs)
+    labels = np.array([plain.models[s.model].label for s in specs])
+    for label, kinds in scenes.items():
+        got = b["bg_image"][labels == label]
+        assert {SCENE_KINDS[i % len(SCENE_KINDS)] for i in got} == set(kinds)
+        assert len(set(got)) == len(kinds) * (N_IMAGES // len(SCENE_KINDS))
+    others = ~np.isin(labels, list(scenes))
+    assert others.any()
+    np.testing.assert_array_equal(a["bg_image"][others], b["bg_image"][others])
+    assert all(np.array_equal(a[k], b[k]) for k in a if k != "bg_image")
+    with pytest.raises(ValueError, match="unknown scene kinds"):
+        replace(base.background, scenes_by_class={"car": ("moon",)})
+
 def _solid(path, colour, side=8):
     Image.fromarray(np.full((side, side, 3), colour, np.uint8)).save(path)
 

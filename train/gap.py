@@ -214,7 +214,7 @@ def neighbours_sheet(path: Path, report: GapReport, feats: dict, real_images: to
                      real_labels: torch.Tensor, syn_images: torch.Tensor, syn_labels: torch.Tensor,
                      class_names: list[str], per_class: int = 3, k: int = 6) -> None:
     """Left: for `per_class` synthetic images of each class, the image and its k nearest real images in
-    feature space (green frame: same class). Right: per-class KID (x 100) as bars."""
+    feature space (green frame: same class). Right: per-class KID (x 100) and coverage as bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -249,14 +249,24 @@ def neighbours_sheet(path: Path, report: GapReport, feats: dict, real_images: to
                 spine.set_linewidth(2)
             if r == 0 and j == 0:
                 ax.set_title("nearest real images", fontsize=8, loc="left")
-    ax = fig.add_subplot(grid[:, -1])
     names = list(report.per_class)
+    half = max(1, len(rows) // 2)
+    ax = fig.add_subplot(grid[:half, -1] if len(rows) > 1 else grid[:, -1])
     vals = [100 * report.per_class[c]["kid"] for c in names]
     errs = [100 * report.per_class[c]["kid_std"] for c in names]
     ax.barh(names, vals, xerr=errs, color="tab:blue")
     ax.axvline(100 * report.kid, color="k", ls="--", lw=1, label=f"overall {100 * report.kid:.2f}")
     ax.set_xlabel("KID x 100 (lower = closer to the real photos)")
     ax.legend(fontsize=8)
+    ax.invert_yaxis()
+    covered = [c for c in names if "coverage" in report.per_class[c]]
+    if len(rows) > 1 and covered:  # diversity beside fidelity: the share of each real class renders stand near
+        ax = fig.add_subplot(grid[half:, -1])
+        ax.barh(covered, [100 * report.per_class[c]["coverage"] for c in covered], color="tab:green")
+        ax.axvline(100 * report.coverage, color="k", ls="--", lw=1, label=f"overall {100 * report.coverage:.1f}")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("coverage % (higher = renders near more photos)")
+        ax.legend(fontsize=8)
     ax.invert_yaxis()
     fig.tight_layout()
     import io

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from renderer import VariationConfig
-from renderer.variations import AIRCRAFT_FINISHES, HORSE_COATS
+from renderer.variations import AIRCRAFT_FINISHES, HORSE_COATS, SCENES_BY_CLASS
 
 Step = Callable[[VariationConfig, int], tuple[VariationConfig, int]]  # (variations, supersample) -> the same
 
@@ -84,11 +84,16 @@ def _class_palettes(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
     return replace(v, texture=replace(v.texture, paint_by_class=palettes)), ss
 
 
+def _class_scenes(v: VariationConfig, ss: int) -> tuple[VariationConfig, int]:
+    return replace(v, background=replace(v.background, scenes_by_class=SCENES_BY_CLASS)), ss
+
+
 # (row name, change): candidates not (yet) in the default, each measured on top of today's default alone
 CANDIDATES: list[tuple[str, Step]] = [
     ("default + hemisphere ambient (ground 0.25-0.5 of the sky)", _hemisphere),
     ("default + contact shadow (darkness 0.3-0.7, none under aircraft)", _contact_shadow),
     ("default + per-class paints (horse coats, aircraft finishes)", _class_palettes),
+    ("default + per-class scenes (no vehicles or horses against clouds)", _class_scenes),
 ]
 
 
