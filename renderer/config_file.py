@@ -81,7 +81,10 @@ def _apply_section(section, table: dict, path: Path, name: str):
         changes[key] = _convert(path, where, value, hints[key], getattr(section, key))
         if key.endswith("weights") and sum(changes[key]) <= 0:
             raise ConfigError(f"{path}: {where}: the weights must not all be 0")
-    return replace(section, **changes)
+    try:
+        return replace(section, **changes)
+    except ValueError as exc:  # a section's own check (e.g. an unknown scene kind)
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _unknown(path: Path, key: str, valid: list[str], what: str, bare: str | None = None):

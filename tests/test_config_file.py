@@ -29,6 +29,7 @@ def test_config_show_loads_back_unchanged(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("[camera]\nelevaton = [1, 2]", "unknown key [camera] elevaton (did you mean elevation?)"),
+    ("[background.scenes_by_class]\ncar = [\"moon\"]", "background.scenes_by_class['car']: unknown scene kinds"),
     ("[camra]\nroll = [1, 2]", "unknown section camra (did you mean camera?)"),
     ("sise = 32", "unknown key sise (did you mean size?)"),
     ("[camera]\nelevation = [30, 5]", "[camera] elevation: the low end 30 is above the high end 5"),
