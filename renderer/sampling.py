@@ -287,14 +287,16 @@ def _scenes_by_class(t: ParamTable, c, x: np.ndarray, labels: list[str], n_image
     from assets.images import SCENE_KINDS
 
     n_kinds = len(SCENE_KINDS)
+    per_kind = max(n_images // n_kinds, 1)
+    by_label = np.asarray(labels)
     for label in set(labels):
         kinds = c.scenes_for(label)
         if kinds is None:
             continue
-        rows = np.array([lab == label for lab in labels])
-        k = np.minimum((x[rows] * len(kinds)).astype(int), len(kinds) - 1)
-        within = x[rows] * len(kinds) - k  # the rest of the uniform, in [0, 1): which image of the kind
-        per_kind = np.maximum(n_images // n_kinds, 1)
+        rows = by_label == label
+        scaled = x[rows] * len(kinds)
+        k = np.minimum(scaled.astype(int), len(kinds) - 1)
+        within = scaled - k  # the rest of the uniform, in [0, 1): which image of the kind
         j = np.minimum((within * per_kind).astype(int), per_kind - 1)
         t["bg_image"][rows] = np.minimum(np.asarray(kinds)[k] + n_kinds * j, n_images - 1)
 

@@ -43,7 +43,7 @@ def apply_jpeg(images: np.ndarray, t: ParamTable) -> np.ndarray:
     from torchvision.io import decode_jpeg, encode_jpeg
 
     # libjpeg-turbo through torchvision: the same bytes as Pillow's encoder at the same quality (4:2:0, the
-    # same tables; checked on renders in tests/test_sensor.py) at about 60 % of its per-image cost, which
+    # same tables; checked on renders in tests/test_realism.py) at about 60 % of its per-image cost, which
     # is mostly Pillow's Python wrapping at 32 px
     out = images.copy()
     chw = torch.from_numpy(out).permute(0, 3, 1, 2)

@@ -115,6 +115,7 @@ class BackgroundVariation:
         kinds = self.scenes_by_class.get(class_key(label))
         return None if kinds is None else tuple(SCENE_KINDS.index(k) for k in kinds)
 
+
 # Scenes each kind of object is photographed in, for `BackgroundVariation.scenes_by_class` (a realism
 # candidate, off by default): renders of cars against clouds look, to a real-photo classifier, like airplanes.
 SCENES_BY_CLASS: dict[str, tuple[str, ...]] = {

@@ -179,7 +179,6 @@ def test_camera_priors_follow_the_class(default_library, gl):
     assert base.camera.elevation_for("teapot") == base.camera.elevation
 
 
-
 def test_scenes_by_class_keep_each_class_to_its_scenes(default_library, gl):
     """With per-class scenes, every embedded background of a class is of a kind listed for it, all its kinds
     and images still appear, classes not listed keep every scene, and nothing else about a sample changes."""

@@ -34,6 +34,7 @@ from .datasets import RealDataset
 from .loop import load_checkpoint, normalise
 from .models import build_model
 
+MANIFOLD_KEYS = ("coverage", "recall", "precision", "density")  # manifold_scores' keys, also GapReport fields
 MANIFOLD_K = 5  # neighbours that set each ball's radius (Naeem et al.'s choice for density and coverage)
 METER_VERSION = 2  # 2: coverage, recall, precision and density beside KID and FID; older readings are re-measured
 FEATURE_EPOCHS_FACTOR = 4  # x the quick scale's epochs: a real-only ResNet-20 that has converged
@@ -203,7 +204,7 @@ def measure(net: FeatureNet, real_images: torch.Tensor, real_labels: torch.Tenso
         report.per_class[name] = {"kid": kc, "kid_std": kcs, "fid": fc, "n": int(len(s)),
                                   "accuracy": float(correct[syn_labels == c].double().mean()),
                                   **(manifold_scores(r, s) if min(len(r), len(s)) > MANIFOLD_K else {})}
-    for key in ("coverage", "recall", "precision", "density"):
+    for key in MANIFOLD_KEYS:
         values = [v[key] for v in report.per_class.values() if key in v]
         if values:
             setattr(report, key, float(np.mean(values)))
@@ -267,7 +268,7 @@ def neighbours_sheet(path: Path, report: GapReport, feats: dict, real_images: to
         ax.set_xlim(0, 100)
         ax.set_xlabel("coverage % (higher = renders near more photos)")
         ax.legend(fontsize=8)
-    ax.invert_yaxis()
+        ax.invert_yaxis()
     fig.tight_layout()
     import io
 
