@@ -338,6 +338,61 @@ def cifar_da(variant, cifar10, cifar100, out, seed, counts, download):
                    + ": test images drawn from the train split (disjoint from train and val)")
 
 
+@data.command("photos")
+@click.argument("photos", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--size", default=32, show_default=True, type=click.IntRange(8, 1024),
+              help="Output side in px (32 for resnet20; the classifiers resize anything else to their input).")
+@click.option("--fit", default="crop", show_default=True, type=click.Choice(["crop", "pad", "stretch"]),
+              help="crop: shorter side to --size, centre crop; pad: the whole photo, padded white; stretch.")
+@click.option("--split", "split_text", default="0.7,0.1,0.2", show_default=True,
+              help="Shares of each class for train,val,test (a pre-split folder: for a split it lacks).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Decoding processes (default: cores).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def data_photos(photos, out, size, fit, split_text, seed, workers, quiet):
+    """Build train/val/test splits from your own photos: PHOTOS/<class>/*.jpg (or PHOTOS/{train,val,test}/<class>/).
+
+    Writes what `mixreal data cifar-da` writes (train/val/test .npz, dataset.json, preview.png), so --real takes
+    it. Unreadable and tiny files are reported and skipped, exact duplicates kept once (no test image has a copy
+    in train); the split is seeded and stratified per class."""
+    import json
+
+    from train.cifar_da import write
+    from train.photos import Fractions, build_from_folder
+
+    try:
+        fractions = Fractions.parse(split_text)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = {"kind": "photos", "root": str(photos.resolve()), "size": size, "fit": fit, "seed": seed,
+                "fractions": {"train": fractions.train, "val": fractions.val, "test": fractions.test}}
+    old = out / "dataset.json"
+    if old.is_file():  # runs trained on that split would no longer match it
+        try:
+            prev = json.loads(old.read_text())
+        except ValueError:
+            prev = {}
+        changed = [k for k, v in settings.items() if prev.get(k) != v]
+        if changed:
+            _fail(f"{out}: holds a dataset built with other settings ({', '.join(changed)}); "
+                  "choose another --out or remove it")
+    try:
+        splits, info = build_from_folder(photos, size, fractions, seed, fit, workers, progress=not quiet,
+                                         on_skip=lambda m: click.echo(m, err=True))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    write(out, splits, info)
+    counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    click.echo(f"photos: {len(splits['train'].class_names)} classes ({', '.join(splits['train'].class_names)}); "
+               f"{counts} images at {size} px; {info['skipped']} files skipped, {info['duplicates_removed']} "
+               f"duplicates removed -> {out}")
+    for s in ("val", "test"):
+        empty = [c for i, c in enumerate(splits[s].class_names) if not (splits[s].labels == i).any()]
+        if empty:
+            click.echo(f"warning: no {s} image for {', '.join(empty)}", err=True)
+
+
 def _download(folder: Path, needed: list[str], given: dict) -> dict:
     from torchvision.datasets import CIFAR10, CIFAR100
 
@@ -362,7 +417,7 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 
 
 @train_group.command("classify")
-@data_options("CIFAR-DA folder (train/val/test .npz from `mixreal data cifar-da`).")
+@data_options("Real dataset folder (train/val/test .npz from `mixreal data photos` or `data cifar-da`).")
 @click.option("--ratio", default="1:7", show_default=True,
               help="real:synthetic per minibatch (1:0 real only, 0:1 synthetic only), or auto (picks among "
                    "1:1, 1:3, 1:7, 1:15 by validation accuracy).")
@@ -421,7 +476,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
         classes = train.class_names
         render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample,
                       config_file=config_file)
-        syn = _synthetic_source(synthetic, stream, classes, seed, model, **render) if needs_synthetic else None
+        size = int(train.images.shape[-1])  # the model resizes both to its own input (AlexNet: 224 px)
+        syn = _synthetic_source(synthetic, stream, classes, seed, size, **render) if needs_synthetic else None
         transform, notes = None, {}
         if refiner is not None or refine_real is not None:
             from train.loop import pick_device
@@ -465,7 +521,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 
 
 @train_group.command("mrgan")
-@data_options("CIFAR-DA folder: its train split is the real domain.")
+@data_options("Real dataset folder (`mixreal data photos` or `data cifar-da`): its train split is the real domain.")
 @stream_options
 @click.option("--stages", default=2, show_default=True, type=click.IntRange(1, 8),
               help="CycleGANs stacked (1: a plain CycleGAN).")
@@ -518,7 +574,7 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
         classes = real.class_names
         render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample,
                       config_file=config_file)
-        syn = _synthetic_source(synthetic, stream, classes, seed, "resnet20", **render)
+        syn = _synthetic_source(synthetic, stream, classes, seed, int(real.images.shape[-1]), **render)
         if syn.missing_classes:
             _fail(f"no synthetic images for {', '.join(syn.missing_classes)}: batches cannot be class-aligned")
         size = int(real.images.shape[-1])
@@ -578,10 +634,11 @@ def _refined_real(run: Path, device, *splits):
     return (*(s.mapped(ref.real_domain) for s in splits), f"{ref.source} real side")
 
 
-def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], seed: int, model: str,
+def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list[str], seed: int, size: int,
                       variations: str = "all", backgrounds: Path | None = None, textures: Path | None = None,
                       supersample: int = 2, config_file: Path | None = None):
-    """The synthetic set, labelled with the real set's classes; warns about classes it lacks."""
+    """The synthetic set at the real images' `size` (real and synthetic images share every batch), labelled with
+    the real set's classes; warns about classes it lacks."""
     import numpy as np
 
     from train.datasets import RenderedDataset, RenderStream
@@ -590,13 +647,16 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
         src = RenderedDataset(synthetic, class_names=classes)
         if len(src) == 0:
             _fail(f"{synthetic}: no synthetic image of any real class ({', '.join(classes)})")
+        side = int(src[0][0].shape[-1])
+        if side != size:
+            _fail(f"{synthetic}: images are {side} px, the real images {size} px: render with --size {size}, or "
+                  f"build the real set at {side} px (mixreal data photos --size {side})")
         counts = {classes[k]: int(n) for k, n in enumerate(np.bincount(src.labels, minlength=len(classes))) if n}
         if max(counts.values()) > 1.5 * min(counts.values()):  # batches would follow this mix
             mix = ", ".join(f"{c} {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
             click.echo(f"warning: {synthetic}: synthetic classes are unbalanced ({mix}); "
                        "`mixreal render --per-class N` renders a balanced set", err=True)
     else:
-        size = 32 if model == "resnet20" else 224
         cfg = _render_config(size, variations, seed, 256, 0, None, textures, backgrounds, True, supersample,
                              config_file, force=("size", "batch_size"))
         try:
@@ -610,7 +670,7 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 
 
 @main.command("gap")
-@data_options("CIFAR-DA folder (from `mixreal data cifar-da`): the real photos to compare against.")
+@data_options("Real dataset folder (`mixreal data photos` or `data cifar-da`): the photos to compare against.")
 @stream_options
 @click.option("--size", default=32, show_default=True, type=click.IntRange(16, 1024),
               help="Image side for --stream, px (the feature network's input size).")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .classnames import canonical
+
 Range = tuple[float, float]
 
 # new variations go at the end: a variation's position seeds its random stream (sampling.uniforms)
@@ -134,14 +136,11 @@ ELEVATION_BY_CLASS: dict[str, Range] = {
     "motorcycle": (-5.0, 25.0), "bicycle": (0.0, 30.0), "horse": (-5.0, 25.0), "person": (-5.0, 20.0),
     "ship": (0.0, 25.0), "airplane": (-25.0, 35.0),
 }
-CLASS_ALIASES = {"aeroplane": "airplane", "plane": "airplane", "automobile": "car", "motorbike": "motorcycle",
-                 "bike": "bicycle", "boat": "ship"}
 
 
 def class_key(label: str) -> str:
-    """A models-folder class name as the per-class tables spell it (aliases matched)."""
-    name = label.strip().lower()
-    return CLASS_ALIASES.get(name, name)
+    """A models-folder class name as the per-class tables spell it (aliases matched: renderer.classnames)."""
+    return canonical(label)
 
 
 @dataclass(frozen=True)

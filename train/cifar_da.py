@@ -158,7 +158,7 @@ def load_split(folder: Path, split: str) -> RealSplit:
     """A split written by `write` (or `mixreal data cifar-da`)."""
     path = Path(folder) / f"{split}.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such split (run mixreal data cifar-da first)")
+        raise FileNotFoundError(f"{path}: no such split (build one with mixreal data photos or mixreal data cifar-da)")
     try:
         with np.load(path, allow_pickle=False) as d:
             return RealSplit(d["images"], d["labels"].astype(np.int64), [str(c) for c in d["class_names"]],

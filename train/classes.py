@@ -28,20 +28,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ALIASES = {
-    "aeroplane": "airplane",
-    "plane": "airplane",
-    "aircraft": "airplane",
-    "automobile": "car",
-    "auto": "car",
-    "bike": "bicycle",
-    "motorbike": "motorcycle",
-    "people": "person",
-    "pedestrian": "person",
-    "human": "person",
-    "boat": "ship",
-    "lorry": "truck",
-}
+from renderer.classnames import ALIASES, canonical  # noqa: F401 - the one table, re-exported here
 
 CLASS_MAPS: dict[str, dict[str, list[str]]] = {
     "da9": {
@@ -68,12 +55,6 @@ CLASS_MAPS: dict[str, dict[str, list[str]]] = {
         "truck": ["cifar10:truck"],
     },
 }
-
-
-def canonical(name: str) -> str:
-    """The one spelling mixreal uses for a class name."""
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    return ALIASES.get(key, key)
 
 
 def load_class_map(spec: str | Path) -> dict[str, list[str]]:
