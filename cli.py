@@ -669,6 +669,94 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
     return src
 
 
+@main.command("predict")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--run", required=True, type=click.Path(exists=True, path_type=Path),
+              help="A `mixreal train classify` run folder (its best.pt) or a .pt checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for predictions.csv (and evaluation.json + confusion.png for labelled photos); "
+                   "default: the CSV on standard output.")
+@click.option("--top", default=1, show_default=True, type=click.IntRange(1, 20), help="Classes listed per photo.")
+@click.option("--fit", default="crop", show_default=True, type=click.Choice(["crop", "pad", "stretch"]),
+              help="How a photo is brought to the run's image size (as `mixreal data photos --fit`).")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Decoding processes (default: cores).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(inputs, run, out, top, fit, device, workers, quiet):
+    """Classify photos (files or folders) with a trained run; photos in folders named like its classes
+    (FOLDER/<class>/...) are scored as well: accuracy with its 95 % interval, per class, confusion matrix."""
+    import csv
+    import io
+    import json
+    import os
+
+    import numpy as np
+    import torch
+
+    from renderer.export import atomic_write_text
+    from train.loop import pick_device
+    from train.photos import load_all
+    from train.predict import Classifier, confusion, image_paths, plot_confusion, score, true_label
+
+    try:
+        clf = Classifier.load(run, pick_device(device))
+        files = image_paths(list(inputs))
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    except RuntimeError as exc:  # a --device this machine does not have
+        _fail(f"--device {device}: {str(exc).splitlines()[0]}")
+    if not files:
+        _fail(f"{', '.join(map(str, inputs))}: no image files")
+    workers = workers or max(1, min(8, os.cpu_count() or 1))
+    loaded = load_all([p for p, _ in files], clf.image_size, fit, workers, progress=not quiet)
+    rows, images, truth = [], [], []
+    for (path, root), (img, reason) in zip(files, loaded, strict=True):
+        if img is None:
+            click.echo(f"skipped {path}: {reason}", err=True)
+            continue
+        rows.append(path)
+        images.append(img)
+        truth.append(true_label(path, root, clf.class_names))
+    if not images:
+        _fail("no readable photo among the inputs")
+    probs = clf.probabilities(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
+    k = min(top, len(clf.class_names))
+    p_top, i_top = probs.topk(k, 1)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", *[f"{name}{j + 1}" for j in range(k) for name in ("class", "p")], "true"])
+    for n, path in enumerate(rows):
+        pairs = [v for j in range(k) for v in (clf.class_names[int(i_top[n, j])], f"{float(p_top[n, j]):.4f}")]
+        w.writerow([str(path), *pairs, "" if truth[n] is None else clf.class_names[truth[n]]])
+    labelled = np.array([t is not None for t in truth])
+    report = None
+    if labelled.any():
+        t = np.array([x for x in truth if x is not None])
+        pred = i_top[:, 0].numpy()[labelled]
+        report = score(t, pred, clf.class_names)
+        report["confusion"] = confusion(t, pred, len(clf.class_names)).tolist()
+        report.update(run=clf.source, classes=clf.class_names, photos=len(rows), image_size=clf.image_size, fit=fit)
+    if out is None:
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "predictions.csv", buf.getvalue())
+        if report is not None:
+            atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
+            plot_confusion(out / "confusion.png", np.array(report["confusion"]), clf.class_names,
+                           f"{clf.source}\n{report['n']} labelled photos, accuracy {100 * report['accuracy']:.1f}%")
+    counts = np.bincount(i_top[:, 0].numpy(), minlength=len(clf.class_names))
+    spread = ", ".join(f"{c} {n}" for c, n in zip(clf.class_names, counts, strict=True))
+    click.echo(f"{len(rows)} photos classified ({spread})"
+               + (f"; {len(files) - len(rows)} skipped" if len(files) > len(rows) else "")
+               + (f" -> {out / 'predictions.csv'}" if out is not None else ""), err=True)
+    if report is not None:
+        lo, hi = report["interval95"]
+        per = ", ".join(f"{c} {100 * v['accuracy']:.1f}%" for c, v in report["per_class"].items())
+        click.echo(f"{report['n']} labelled: accuracy {100 * report['accuracy']:.2f}% "
+                   f"(95 % {100 * lo:.1f}–{100 * hi:.1f}); {per}", err=True)
+
+
 @main.command("gap")
 @data_options("Real dataset folder (`mixreal data photos` or `data cifar-da`): the photos to compare against.")
 @stream_options

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -181,3 +182,44 @@ def test_synthetic_images_come_at_the_photos_size(tmp_path, rendered32):
     r = CliRunner().invoke(main, ["train", "classify", "--real", str(out), "--synthetic", str(rendered32),
                                   "--ratio", "1:1", "--epochs", "1", "--out", str(tmp_path / "run2"), "--quiet"])
     assert r.exit_code != 0 and "are 32 px, the real images 48 px" in r.output and "Traceback" not in r.output
+
+
+def test_predict_scores_new_photos_as_the_run_scored_its_test_split(tmp_path):
+    """`mixreal predict` on the test split's own files gives exactly the accuracy the run recorded for them."""
+    root = _photos(tmp_path, per_class=60)
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert CliRunner().invoke(main, ["data", "photos", str(root), "--out", str(data), "--quiet"]).exit_code == 0
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(data), "--ratio", "1:0", "--epochs", "4",
+                                  "--scale", "quick", "--batch-size", "32", "--workers", "0", "--out", str(run),
+                                  "--quiet"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((run / "summary.json").read_text())
+    test = RealDataset.from_split(data, "test")
+    held_out = tmp_path / "held-out"
+    for rel in np.load(data / "test.npz")["source_label"]:
+        (held_out / Path(rel).parent).mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / rel, held_out / rel)
+    (held_out / "ship" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "pred"
+    r = CliRunner().invoke(main, ["predict", "--run", str(run), str(held_out), "--out", str(out), "--top", "2",
+                                  "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "broken.jpg" in r.output
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["n"] == len(test) and report["accuracy"] == pytest.approx(summary["test_acc_at_best_val"])
+    assert np.array(report["confusion"]).sum() == len(test) and (out / "confusion.png").is_file()
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "path,class1,p1,class2,p2,true" and len(rows) == len(test) + 1
+    # one unlabelled file, CSV on standard output
+    one = sorted((root / "bird").glob("*.jpg"))[0]
+    r = CliRunner().invoke(main, ["predict", "--run", str(run), str(one), "--quiet"])
+    line = r.stdout.splitlines()[1]
+    assert r.exit_code == 0 and line.startswith(f"{one},") and line.split(",")[1] in ("bird", "ship")
+    assert line.endswith(",") and "1 photos classified" in r.stderr  # no label: the folder is not a class
+    # a checkpoint that is not a classifier's is refused in one line
+    torch_file = tmp_path / "other.pt"
+    import torch
+
+    torch.save({"weights": torch.zeros(3)}, torch_file)
+    r = CliRunner().invoke(main, ["predict", "--run", str(torch_file), str(one)])
+    assert r.exit_code != 0 and "not a mixreal classifier checkpoint" in r.output and "Traceback" not in r.output

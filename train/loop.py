@@ -200,6 +200,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     # what the synthetic images are, as JSON: recorded in the checkpoint and summary, so that a run can be
     # reproduced and a resume with other render settings is refused rather than mixing two distributions
     source = describe_source(synthetic)
+    side = int(val.images.shape[-1])  # the photos' side: `mixreal predict` brings new photos to it
     # resume where a killed run stopped: the last completed epoch's checkpoint
     start_epoch, best = 0, {"val_acc": -1.0, "test_acc": 0.0, "epoch": -1}
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -292,7 +293,8 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
             if dd.main:  # rank 0 alone writes
                 if improved:
                     save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch,
-                                                "config": cfg.to_dict(), "class_names": list(class_names)})
+                                                "config": cfg.to_dict(), "class_names": list(class_names),
+                                                "real_image_size": side})
                 save_checkpoint(last_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                             "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                                             "epoch": epoch, "best": best, "config": cfg.to_dict(),
@@ -322,6 +324,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
         "final_test_acc": rows[-1]["test_acc"] if rows else None,
         "epochs": len(rows),
         "classes": list(class_names),
+        "real_image_size": side,
         "real_train_images": len(train) if train is not None else 0,
         "unreadable_synthetic_images": batches.skipped,  # in this session: replaced, reported by name
         "parameters": count_parameters(model),
