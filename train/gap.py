@@ -31,8 +31,7 @@ import torch
 from torch import nn
 
 from .datasets import RealDataset
-from .loop import load_checkpoint, normalise
-from .models import build_model
+from .loop import load_trained, normalise
 
 MANIFOLD_KEYS = ("coverage", "recall", "precision", "density")  # manifold_scores' keys, also GapReport fields
 MANIFOLD_K = 5  # neighbours that set each ball's radius (Naeem et al.'s choice for density and coverage)
@@ -73,19 +72,8 @@ class FeatureNet:
 
 def load_feature_net(run: Path) -> FeatureNet:
     """A classifier run's best checkpoint (loaded with weights_only=True) as a feature extractor."""
-    run = Path(run)
-    path = run / "best.pt" if run.is_dir() else run
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint (give a `mixreal train classify` run folder)")
-    state = load_checkpoint(path)
-    if not isinstance(state, dict) or not {"model", "config", "class_names"} <= set(state):
-        raise ValueError(f"{path}: not a mixreal classifier checkpoint")
+    model, state, path = load_trained(run)
     cfg = state["config"]
-    model = build_model(cfg["model"], len(state["class_names"]), cfg["image_size"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit a {cfg['model']} ({str(exc).splitlines()[0]})") from None
     return FeatureNet(model, list(state["class_names"]), int(cfg["image_size"]), str(path))
 
 

@@ -127,6 +127,24 @@ def checkpoint_path(path: Path) -> Path:
     return (path / "best.pt" if path.is_dir() else path).resolve()
 
 
+def load_trained(run: Path) -> tuple[torch.nn.Module, dict, Path]:
+    """A trained classifier from a run folder (its best.pt) or a checkpoint file, loaded with weights_only=True:
+    (model on the CPU, the checkpoint's dict, its path). FileNotFoundError / a one-line ValueError otherwise."""
+    path = checkpoint_path(Path(run))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint (give a `mixreal train classify` run folder or its best.pt)")
+    state = load_checkpoint(path)
+    if not isinstance(state, dict) or not {"model", "config", "class_names"} <= set(state):
+        raise ValueError(f"{path}: not a mixreal classifier checkpoint")
+    cfg = state["config"]
+    try:
+        model = build_model(cfg["model"], len(state["class_names"]), int(cfg["image_size"]))
+        model.load_state_dict(state["model"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: weights do not fit a {cfg.get('model')} ({str(exc).splitlines()[0]})") from None
+    return model, state, path
+
+
 def init_weights(path: Path, cfg: TrainConfig, class_names: list[str]) -> dict:
     """The model weights of a run folder (its best.pt) or a checkpoint file, checked against this run's model
     and classes: a one-line ValueError naming the file otherwise."""

@@ -32,22 +32,11 @@ class Classifier:
     @classmethod
     def load(cls, run: Path, device: torch.device | str = "cpu") -> Classifier:
         """A run folder (its best.pt) or a checkpoint file; a one-line ValueError for anything else."""
-        from .loop import checkpoint_path, load_checkpoint
-        from .models import build_model
+        from .loop import load_trained
 
-        path = checkpoint_path(Path(run))
-        if not path.is_file():
-            raise ValueError(f"{path}: no checkpoint (give a `mixreal train classify` run folder or its best.pt)")
-        state = load_checkpoint(path)
-        if not isinstance(state, dict) or not {"model", "config", "class_names"} <= set(state):
-            raise ValueError(f"{path}: not a mixreal classifier checkpoint")
+        model, state, path = load_trained(Path(run))
         cfg = state["config"]
         names = [str(c) for c in state["class_names"]]
-        try:
-            model = build_model(cfg["model"], len(names), int(cfg["image_size"]))
-            model.load_state_dict(state["model"])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"{path}: weights do not fit a {cfg.get('model')} ({str(exc).splitlines()[0]})") from None
         device = torch.device(device)
         model = model.to(device, memory_format=torch.channels_last).eval()
         size = int(state.get("real_image_size", cfg["image_size"]))  # runs before it was recorded: the input
