@@ -223,3 +223,12 @@ def test_predict_scores_new_photos_as_the_run_scored_its_test_split(tmp_path):
     torch.save({"weights": torch.zeros(3)}, torch_file)
     r = CliRunner().invoke(main, ["predict", "--run", str(torch_file), str(one)])
     assert r.exit_code != 0 and "not a mixreal classifier checkpoint" in r.output and "Traceback" not in r.output
+
+
+def test_adding_a_class_leaves_the_other_classes_splits_alone(tmp_path):
+    root = _photos(tmp_path, classes=("ship", "frog"), per_class=20)
+    before, _ = build_from_folder(root, 32, seed=0, workers=1, progress=False)
+    shutil.copytree(require_data("backgrounds", "cifar10-other-classes") / "bird", root / "bird")
+    after, _ = build_from_folder(root, 32, seed=0, workers=1, progress=False)
+    for s in ("train", "val", "test"):
+        assert [f for f in before[s].source_label] == [f for f in after[s].source_label if not f.startswith("bird/")]
