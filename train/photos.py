@@ -220,15 +220,13 @@ def build_from_folder(root: Path, size: int = 32, fractions: Fractions = Fractio
         pool = [(p, x) for p, x in mine if p.split in (None, "train")]
         rng = np.random.default_rng([seed, zlib.crc32(cls.encode())])  # by name: a new class moves no other
         pool = [pool[i] for i in rng.permutation(len(pool))]
-        share = Fractions(fractions.train, 0.0 if given["val"] else fractions.val,
-                          0.0 if given["test"] else fractions.test)
-        if presplit:  # only the missing splits are drawn from train, at their share of the whole
-            n_tr, n_va, n_te = _shares(len(pool), share)
-        else:
-            n_tr, n_va, n_te = _shares(len(pool), fractions)
         if len(pool) < 1 or (len(pool) < 3 and not presplit and (fractions.val or fractions.test)):
             raise ValueError(f"{root}: class {cls} has {len(pool)} usable training photos; at least 3 are needed "
                              "for train, val and test")
+        # a split the folder gives is kept; the others are drawn from train at their share of the whole
+        share = Fractions(fractions.train, 0.0 if given["val"] else fractions.val,
+                          0.0 if given["test"] else fractions.test)
+        n_tr, n_va, n_te = _shares(len(pool), share)
         parts["train"] += pool[:n_tr]
         parts["val"] += given["val"] + pool[n_tr:n_tr + n_va]
         parts["test"] += given["test"] + pool[n_tr + n_va:n_tr + n_va + n_te]
