@@ -688,7 +688,6 @@ def predict(inputs, run, out, top, fit, device, workers, quiet):
     import csv
     import io
     import json
-    import os
 
     import numpy as np
     import torch
@@ -707,7 +706,6 @@ def predict(inputs, run, out, top, fit, device, workers, quiet):
         _fail(f"--device {device}: {str(exc).splitlines()[0]}")
     if not files:
         _fail(f"{', '.join(map(str, inputs))}: no image files")
-    workers = workers or max(1, min(8, os.cpu_count() or 1))
     loaded = load_all([p for p, _ in files], clf.image_size, fit, workers, progress=not quiet)
     rows, images, truth = [], [], []
     for (path, root), (img, reason) in zip(files, loaded, strict=True):

@@ -155,9 +155,12 @@ def _load(job: tuple[Path, int, str]) -> tuple[np.ndarray | None, str | None]:
         return None, f"unreadable image ({type(exc).__name__}: {exc})"
 
 
-def load_all(paths: list[Path], size: int, fit: str, workers: int = 1, progress: bool = True):
-    """(image or None, reason or None) per path, in order; `workers` processes share the decoding."""
+def load_all(paths: list[Path], size: int, fit: str, workers: int | None = None, progress: bool = True):
+    """(image or None, reason or None) per path, in order; `workers` processes share the decoding (default:
+    the cores, at most 8)."""
     from tqdm import tqdm
+
+    workers = workers if workers is not None else max(1, min(8, os.cpu_count() or 1))
 
     jobs = [(p, size, fit) for p in paths]
     bar = dict(total=len(jobs), unit="img", desc="photos", disable=not progress, dynamic_ncols=True)
@@ -193,7 +196,6 @@ def build_from_folder(root: Path, size: int = 32, fractions: Fractions = Fractio
         raise ValueError(f"--size {size}: between 8 and 1024 px")
     root = Path(root)
     photos, presplit = find_photos(root)
-    workers = workers if workers is not None else max(1, min(8, os.cpu_count() or 1))
     loaded = load_all([p.path for p in photos], size, fit, workers, progress)
     skipped: list[dict] = []
     kept: list[tuple[Photo, np.ndarray]] = []
