@@ -28,7 +28,7 @@ def _load_library(models: Path | None, classes: str | None):
     root = _models_root(models)
     wanted = [c.strip() for c in classes.split(",")] if classes else None
     try:
-        return root, ModelLibrary.load(root, classes=wanted)
+        return root, ModelLibrary.load(root, classes=wanted, progress=True)
     except (ModelLoadError, FileNotFoundError) as exc:
         _fail(str(exc))
 

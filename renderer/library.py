@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .meshes import MeshData, ModelLoadError, ModelRef, discover_models, load_mesh
+from .mesh_cache import default_mesh_cache, load_mesh_cached
+from .meshes import MeshData, ModelLoadError, ModelRef, discover_models
 
 
 def report(message: str) -> None:
@@ -53,11 +54,18 @@ class ModelLibrary:
         root: Path,
         on_skip: Callable[[str], None] = report,
         classes: list[str] | None = None,
+        mesh_cache: Path | None | str = "default",
+        progress: bool = False,
     ) -> ModelLibrary:
         """Load every model under `root`; each unusable file is reported once and skipped.
 
-        Raises ModelLoadError when nothing under `root` could be loaded.
+        `mesh_cache`: the folder of parsed models (mesh_cache.py; "default": $MIXREAL_CACHE/meshes unless
+        MIXREAL_MESH_CACHE=0; None: parse every file). Raises ModelLoadError when nothing under `root` could
+        be loaded.
         """
+        from tqdm import tqdm
+
+        cache = default_mesh_cache() if mesh_cache == "default" else mesh_cache
         root = Path(root)
         refs, skipped = discover_models(root)
         if classes is not None:
@@ -65,9 +73,10 @@ class ModelLibrary:
         for path, reason in skipped:
             on_skip(f"skipped {path}: {reason}")
         models = []
-        for ref in refs:
+        for ref in tqdm(refs, desc="loading models", unit="model", disable=not progress or len(refs) < 20,
+                        leave=False, file=sys.stderr):
             try:
-                mesh = load_mesh(ref.path)
+                mesh = load_mesh_cached(ref.path, cache)
             except ModelLoadError as exc:
                 skipped.append((exc.path, exc.reason))
                 on_skip(f"skipped {exc.path}: {exc.reason}")

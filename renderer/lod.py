@@ -20,6 +20,7 @@ import moderngl
 import numpy as np
 
 from .camera import projection_matrices, view_matrices
+from .mesh_cache import mesh_from_npz, mesh_npz, npz_bytes
 from .meshes import MeshData
 
 # Silhouette agreement a simplified mesh must reach (intersection over union of the model's pixels,
@@ -271,23 +272,14 @@ def cached_simplify_for(mesh: MeshData, size: int, check: SilhouetteCheck, cache
             with np.load(path, allow_pickle=False) as d:
                 if int(d["simplified"]) == 0:
                     return None
-                return MeshData(positions=d["positions"], normals=d["normals"], uvs=d["uvs"], colors=d["colors"],
-                                layers=d["layers"], indices=d["indices"], textures=mesh.textures, has_uvs=mesh.has_uvs)
+                return mesh_from_npz(d, mesh.textures, mesh.has_uvs)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache entry: rebuild it
     simple = simplify_for(mesh, size, check)
     try:
-        import io
-
         from .export import atomic_write_bytes
 
-        buf = io.BytesIO()
-        if simple is None:
-            np.savez(buf, simplified=0)
-        else:
-            np.savez(buf, simplified=1, positions=simple.positions, normals=simple.normals, uvs=simple.uvs,
-                     colors=simple.colors, layers=simple.layers, indices=simple.indices)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, mesh_npz(simple, simplified=1) if simple is not None else npz_bytes(simplified=0))
     except OSError:
         pass  # a read-only cache is only slower
     return simple

@@ -18,6 +18,7 @@ import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -212,24 +213,65 @@ def _check_gltf_extensions(path: Path, doc: dict) -> None:
         raise ModelLoadError(path, f"unsupported glTF extension {', '.join(required)}")
 
 
+def _obj_references(path: Path) -> list[tuple[str, str, Path]]:
+    """(kind, name as written, path) of every material library an OBJ names and every texture those name."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    refs: list[tuple[str, str, Path]] = []
+    for lib in _obj_statements(data, b"mtllib"):
+        mtl = path.parent / lib
+        refs.append(("material library", lib, mtl))
+        if mtl.is_file():
+            for tex in re.findall(r"^\s*map_\w+\s+(?:-\S+\s+\S+\s+)*(.+?)\s*$", mtl.read_text(errors="replace"),
+                                  re.M):
+                refs.append(("texture", tex, mtl.parent / tex))
+    return refs
+
+
+def _obj_statements(data: bytes, keyword: bytes) -> list[str]:
+    """The arguments of every `keyword` line of an OBJ, found by byte search: a regex over a ShapeNet-sized
+    file's text costs more than reading its parsed arrays back from the cache."""
+    found, start = [], 0
+    while (i := data.find(keyword, start)) >= 0:
+        end = data.find(b"\n", i)
+        end = len(data) if end < 0 else end
+        parts = data[data.rfind(b"\n", 0, i) + 1:end].decode(errors="replace").split(None, 1)
+        if len(parts) == 2 and parts[0] == keyword.decode():
+            found.append(parts[1].strip())
+        start = end
+    return found
+
+
+def _gltf_references(path: Path) -> list[Path]:
+    """The external buffers and images a .gltf names (data: URIs are inside the file)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    uris = [item.get("uri") for key in ("buffers", "images") for item in doc.get(key, []) if isinstance(item, dict)]
+    return [path.parent / unquote(u) for u in uris if isinstance(u, str) and not u.startswith("data:")]
+
+
+def companion_files(path: Path) -> list[Path]:
+    """Files other than `path` that loading it reads: an OBJ's material libraries and their textures, a
+    .gltf's external buffers and images (named ones, whether they exist or not)."""
+    ext = path.suffix.lower()
+    if ext == ".obj":
+        return [p for _, _, p in _obj_references(path)]
+    if ext == ".gltf":
+        return _gltf_references(path)
+    return []
+
+
 def _missing_textures(path: Path) -> list[str]:
     """Texture files an OBJ's materials name but that do not exist (the model still loads)."""
     if path.suffix.lower() != ".obj":
         return []
-    notes: list[str] = []
-    try:
-        head = path.read_text(errors="replace")
-    except OSError:
-        return []
-    for lib in re.findall(r"^\s*mtllib\s+(.+?)\s*$", head, flags=re.M):
-        mtl = path.parent / lib
-        if not mtl.is_file():
-            notes.append(f"material library {lib} not found; loading without materials")
-            continue
-        for tex in re.findall(r"^\s*map_\w+\s+(?:-\S+\s+\S+\s+)*(.+?)\s*$", mtl.read_text(errors="replace"), re.M):
-            if not (mtl.parent / tex).is_file():
-                notes.append(f"texture {tex} not found; loading without it")
-    return notes
+    notes = {"material library": "material library {} not found; loading without materials",
+             "texture": "texture {} not found; loading without it"}
+    return [notes[kind].format(name) for kind, name, p in _obj_references(path) if not p.is_file()]
 
 
 def _scene_parts(scene) -> list:
