@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,7 @@ def _load_library(models: Path | None, classes: str | None):
     root = _models_root(models)
     wanted = [c.strip() for c in classes.split(",")] if classes else None
     try:
-        return root, ModelLibrary.load(root, classes=wanted, progress=True)
+        return root, ModelLibrary.load(root, classes=wanted, progress=True, workers=os.cpu_count() or 1)
     except (ModelLoadError, FileNotFoundError) as exc:
         _fail(str(exc))
 

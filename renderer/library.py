@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .mesh_cache import default_mesh_cache, load_mesh_cached
+from .mesh_cache import default_mesh_cache, fill, load_mesh_cached
 from .meshes import MeshData, ModelLoadError, ModelRef, discover_models
 
 
@@ -56,12 +56,13 @@ class ModelLibrary:
         classes: list[str] | None = None,
         mesh_cache: Path | None | str = "default",
         progress: bool = False,
+        workers: int = 1,
     ) -> ModelLibrary:
         """Load every model under `root`; each unusable file is reported once and skipped.
 
         `mesh_cache`: the folder of parsed models (mesh_cache.py; "default": $MIXREAL_CACHE/meshes unless
-        MIXREAL_MESH_CACHE=0; None: parse every file). Raises ModelLoadError when nothing under `root` could
-        be loaded.
+        MIXREAL_MESH_CACHE=0; None: parse every file); models not in it yet are parsed by `workers`
+        processes first. Raises ModelLoadError when nothing under `root` could be loaded.
         """
         from tqdm import tqdm
 
@@ -73,10 +74,11 @@ class ModelLibrary:
         for path, reason in skipped:
             on_skip(f"skipped {path}: {reason}")
         models = []
+        keys = fill([r.path for r in refs], cache, workers, progress)
         for ref in tqdm(refs, desc="loading models", unit="model", disable=not progress or len(refs) < 20,
                         leave=False, file=sys.stderr):
             try:
-                mesh = load_mesh_cached(ref.path, cache)
+                mesh = load_mesh_cached(ref.path, cache, key=keys.get(ref.path))
             except ModelLoadError as exc:
                 skipped.append((exc.path, exc.reason))
                 on_skip(f"skipped {exc.path}: {exc.reason}")

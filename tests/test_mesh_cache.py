@@ -10,7 +10,7 @@ from PIL import Image
 
 from assets import build_default_models
 from renderer import ModelLibrary
-from renderer.mesh_cache import ARRAYS, load_mesh_cached, source_key
+from renderer.mesh_cache import ARRAYS, fill, load_mesh_cached, source_key
 from renderer.meshes import load_mesh
 
 
@@ -91,3 +91,20 @@ def test_broken_or_unwritable_cache_still_loads(tmp_path):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache folder should be")
     _same(load_mesh_cached(path, blocked), load_mesh(path))
+
+
+def test_a_cold_folder_is_parsed_in_parallel_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("renderer.mesh_cache.PARALLEL_BYTES", 0)  # a large folder's case, on small files
+    root = tmp_path / "models"
+    for i in range(6):
+        _textured_obj(root / ("car" if i % 2 else "truck") / f"quad{i}", colour=(40 * i, 0, 0))
+    (root / "car" / "broken.obj").write_text("v 0 0 0\nf 1 2 3\n")  # reported by the load, once, in order
+    cache = tmp_path / "cache"
+    keys = fill(sorted(root.rglob("*.obj")), cache, workers=2)
+    assert len(keys) == 7 and len(list(cache.rglob("*.npz"))) == 6  # parsed by the pool, before any load
+    skipped = []
+    lib = ModelLibrary.load(root, mesh_cache=cache, workers=2, on_skip=skipped.append)
+    assert len(list(cache.rglob("*.npz"))) == len(lib.models) == 6
+    assert len(skipped) == 1 and "broken.obj" in skipped[0]
+    for model in lib.models:
+        _same(model.mesh, load_mesh(model.ref.path))
