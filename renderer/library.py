@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .classnames import canonical
 from .mesh_cache import default_mesh_cache, fill, load_mesh_cached
 from .meshes import MeshData, ModelLoadError, ModelRef, discover_models
 
@@ -69,8 +70,9 @@ class ModelLibrary:
         cache = default_mesh_cache() if mesh_cache == "default" else mesh_cache
         root = Path(root)
         refs, skipped = discover_models(root)
-        if classes is not None:
-            refs = [r for r in refs if r.label in classes]
+        if classes is not None:  # by canonical name: `--classes car` picks ShapeNet's 02958343/ and `cars/`
+            wanted = {canonical(c) for c in classes}
+            refs = [r for r in refs if canonical(r.label) in wanted]
         for path, reason in skipped:
             on_skip(f"skipped {path}: {reason}")
         models = []

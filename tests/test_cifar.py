@@ -148,6 +148,10 @@ def test_too_few_images_is_a_clear_error(releases):
 def test_class_map_file_and_aliases(tmp_path):
     assert canonical("Aeroplane") == "airplane" and canonical("automobile") == "car"
     assert canonical("motor-bike") == "motor_bike" and canonical("Motorbike") == "motorcycle"
+    # ShapeNetCore's synset folders, and the per-class tables they then reach (no shadow under an airplane)
+    assert canonical("02958343") == "car" and canonical("04530566") == "ship" and canonical("04256520") == "sofa"
+    from renderer.variations import SHADOW_BY_CLASS, class_key
+    assert SHADOW_BY_CLASS[class_key("02691156")] == (0.0, 0.0)
     f = tmp_path / "map.toml"
     f.write_text('aeroplane = ["cifar10:airplane"]\nship = "cifar10:ship"\n')
     assert load_class_map(f) == {"airplane": ["cifar10:airplane"], "ship": ["cifar10:ship"]}

@@ -149,3 +149,14 @@ def test_truncated_glb_written_here(tmp_path):
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError, match="truncated"):
         load_mesh(bad)
+
+
+def test_shapenet_layout_and_synset_classes(tmp_path):
+    """ShapeNetCore.v2: <synset>/<model id>/models/model_normalized.obj (+ .mtl, textures in ../images)."""
+    for synset, model_id in (("02958343", "1a0bc9ab92c915167ae33d942430658c"), ("04379243", "1a00aa6b75362cc5")):
+        folder = tmp_path / "ShapeNetCore.v2" / synset / model_id / "models"
+        folder.mkdir(parents=True)
+        _textured_quad(tmp_path).export(folder / "model_normalized.obj")
+    lib = ModelLibrary.load(tmp_path / "ShapeNetCore.v2", classes=["car"])
+    assert [m.key for m in lib.models] == ["02958343/1a0bc9ab92c915167ae33d942430658c"]
+    assert lib.models[0].mesh.has_uvs and len(lib.models[0].mesh.textures) == 1
