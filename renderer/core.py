@@ -16,7 +16,7 @@ import moderngl
 import numpy as np
 
 from .indexing import SampleIndex, SampleSpec
-from .library import Model, ModelLibrary, report
+from .library import ModelLibrary, report
 from .lod import SilhouetteCheck, cached_simplify_for
 from .meshes import MeshData
 from .noise import noise_volume
@@ -154,10 +154,10 @@ def _runs(keys: list) -> list[tuple[object, list[int]]]:
 class _GpuModel:
     """Where a model's geometry (at the level of detail for this renderer's size) sits in the pool."""
 
-    def __init__(self, ctx: moderngl.Context, pool: GeometryPool, model: Model, mesh: MeshData,
+    def __init__(self, ctx: moderngl.Context, pool: GeometryPool, full: MeshData, mesh: MeshData,
                  blank: moderngl.TextureArray):
         self.first_index, self.base_vertex, self.index_count = pool.add(mesh)
-        tex = model.mesh.textures
+        tex = full.textures
         self.has_texture = bool(tex)
         if tex:
             s = tex[0].shape[0]
@@ -167,7 +167,7 @@ class _GpuModel:
             self.texture.repeat_x = self.texture.repeat_y = True
         else:
             self.texture = blank
-        self.has_uvs = model.mesh.has_uvs
+        self.has_uvs = full.has_uvs
 
     def command(self, instances: int, base_instance: int) -> tuple[int, int, int, int, int]:
         return (self.index_count, instances, self.first_index, self.base_vertex, base_instance)
@@ -301,7 +301,7 @@ class Renderer:
         used = list(self._gpu)
         return {
             "models_uploaded": len(used),
-            "faces_full": sum(self.models[i].mesh.n_faces for i in used),
+            "faces_full": sum(self.models[i].n_faces for i in used),
             "faces_drawn": sum(self._gpu[i].index_count // 3 for i in used),
         }
 
@@ -418,13 +418,12 @@ class Renderer:
     def _gpu_model(self, i: int) -> _GpuModel:
         g = self._gpu.get(i)
         if g is None:
-            model = self.models[i]
-            mesh = model.mesh
+            full = mesh = self.models[i].mesh  # one read of a cached model's arrays, dropped once uploaded
             if self.config.lod:
                 if self._check is None:
                     self._check = SilhouetteCheck(self.ctx)
-                mesh = cached_simplify_for(model.mesh, self.config.draw_size, self._check, _lod_cache()) or model.mesh
-            g = _GpuModel(self.ctx, self._pool, model, mesh, self._blank)
+                mesh = cached_simplify_for(full, self.config.draw_size, self._check, _lod_cache()) or full
+            g = _GpuModel(self.ctx, self._pool, full, mesh, self._blank)
             self._gpu[i] = g
         return g
 

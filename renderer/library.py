@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .classnames import canonical
-from .mesh_cache import default_mesh_cache, fill, load_mesh_cached
+from .mesh_cache import default_mesh_cache, fill, load_and_key, reread
 from .meshes import MeshData, ModelLoadError, ModelRef, discover_models
 
 
@@ -24,8 +25,18 @@ def report(message: str) -> None:
 
 @dataclass
 class Model:
+    """A usable model. Its arrays are held (`held`), or, when the mesh cache has them, read back from it on
+    each use of `mesh` (a renderer uses it once per model), so a process holds only what it draws: a
+    ShapeNet class of thousands of models is tens of GB of arrays."""
+
     ref: ModelRef
-    mesh: MeshData
+    held: MeshData | None
+    n_faces: int
+    reload: Callable[[], MeshData] | None = None
+
+    @property
+    def mesh(self) -> MeshData:
+        return self.held if self.held is not None else self.reload()
 
     @property
     def key(self) -> str:
@@ -58,12 +69,14 @@ class ModelLibrary:
         mesh_cache: Path | None | str = "default",
         progress: bool = False,
         workers: int = 1,
+        keep_meshes: bool = False,
     ) -> ModelLibrary:
         """Load every model under `root`; each unusable file is reported once and skipped.
 
         `mesh_cache`: the folder of parsed models (mesh_cache.py; "default": $MIXREAL_CACHE/meshes unless
         MIXREAL_MESH_CACHE=0; None: parse every file); models not in it yet are parsed by `workers`
-        processes first. Raises ModelLoadError when nothing under `root` could be loaded.
+        processes first; a model whose entry is on disk is then not held in memory (`Model.mesh` reads it
+        back) unless `keep_meshes`. Raises ModelLoadError when nothing under `root` could be loaded.
         """
         from tqdm import tqdm
 
@@ -80,14 +93,17 @@ class ModelLibrary:
         for ref in tqdm(refs, desc="loading models", unit="model", disable=not progress or len(refs) < 20,
                         leave=False, file=sys.stderr):
             try:
-                mesh = load_mesh_cached(ref.path, cache, key=keys.get(ref.path))
+                mesh, key = load_and_key(ref.path, cache, key=keys.get(ref.path))
             except ModelLoadError as exc:
                 skipped.append((exc.path, exc.reason))
                 on_skip(f"skipped {exc.path}: {exc.reason}")
                 continue
             for note in mesh.warnings:
                 on_skip(f"warning {ref.path}: {note}")
-            models.append(Model(ref, mesh))
+            if key is None or keep_meshes:
+                models.append(Model(ref, mesh, mesh.n_faces))
+            else:  # on disk: read back when drawn (a deleted entry is parsed again)
+                models.append(Model(ref, None, mesh.n_faces, partial(reread, ref.path, cache, key)))
         if not models:
             where = f"{len(refs)} candidate file(s), all skipped" if refs else "no model files found"
             raise ModelLoadError(root, f"no loadable model in models folder ({where}); "

@@ -113,20 +113,34 @@ def load_mesh_cached(path: Path, cache: Path | None, max_texture_size: int = MAX
                      key: str | None = None) -> MeshData:
     """load_mesh, remembered in `cache` (None: parse every time). The same MeshData, array for array.
     `key`: source_key(path), when the caller has it."""
+    return load_and_key(path, cache, max_texture_size, key)[0]
+
+
+def reread(path: Path, cache: Path, key: str) -> MeshData:
+    """A model loaded earlier from entry `key`: the entry again, or, if it has gone since (a cleared cache),
+    the file parsed under its key of now (it may have changed too)."""
+    if _entry(cache, key).is_file():
+        return load_mesh_cached(path, cache, key=key)
+    return load_mesh_cached(path, cache)
+
+
+def load_and_key(path: Path, cache: Path | None, max_texture_size: int = MAX_TEXTURE_SIZE,
+                 key: str | None = None) -> tuple[MeshData, str | None]:
+    """load_mesh_cached, and the key of the cache entry that now holds the mesh (None: none does)."""
     path = Path(path)
     if cache is None or not path.is_file():
-        return load_mesh(path, max_texture_size)  # a missing file: load_mesh's own one-line error
+        return load_mesh(path, max_texture_size), None  # a missing file: load_mesh's own one-line error
     try:
         key = key or source_key(path, max_texture_size)
     except OSError:
-        return load_mesh(path, max_texture_size)
+        return load_mesh(path, max_texture_size), None
     entry = _entry(cache, key)
     if entry.is_file():
         try:
             with np.load(entry, allow_pickle=False) as d:
                 cached = mesh_from_npz(d, list(d["textures"]), bool(d["has_uvs"]))
                 cached.warnings = [str(w) for w in d["warnings"]]
-                return cached
+                return cached, key
         except (OSError, ValueError, KeyError, EOFError):
             pass  # unreadable or foreign entry: parse again and replace it
     mesh = load_mesh(path, max_texture_size)
@@ -138,5 +152,5 @@ def load_mesh_cached(path: Path, cache: Path | None, max_texture_size: int = MAX
         atomic_write_bytes(entry, mesh_npz(mesh, textures=textures, has_uvs=np.bool_(mesh.has_uvs),
                                            warnings=warnings))
     except OSError:
-        pass  # a read-only or full cache folder is only slower
-    return mesh
+        return mesh, None  # a read-only or full cache folder is only slower
+    return mesh, key

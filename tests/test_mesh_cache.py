@@ -108,3 +108,22 @@ def test_a_cold_folder_is_parsed_in_parallel_once(tmp_path, monkeypatch):
     assert len(skipped) == 1 and "broken.obj" in skipped[0]
     for model in lib.models:
         _same(model.mesh, load_mesh(model.ref.path))
+
+
+def test_a_cached_library_holds_no_arrays_and_renders_the_same(tmp_path, gl):
+    from renderer import RenderConfig, Renderer, VariationConfig
+
+    root = build_default_models()
+    held = ModelLibrary.load(root, mesh_cache=None)
+    lazy = ModelLibrary.load(root, mesh_cache=tmp_path / "cache")
+    assert all(m.held is not None for m in held.models) and all(m.held is None for m in lazy.models)
+    assert [m.n_faces for m in lazy.models] == [m.mesh.n_faces for m in held.models]
+    cfg = RenderConfig(size=32, seed=5, variations=VariationConfig.parse("all"))
+    images = []
+    for lib in (held, lazy):
+        r = Renderer(lib, cfg, ctx=gl)
+        images.append(r.render([r.spec_at(i) for i in range(24)]))
+    assert np.array_equal(images[0], images[1])
+
+    shutil.rmtree(tmp_path / "cache")  # cleared while the library is in use: parsed again, same model
+    _same(lazy.models[0].mesh, held.models[0].mesh)
