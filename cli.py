@@ -23,13 +23,15 @@ def _models_root(models: Path | None) -> Path:
     return build_default_models()
 
 
-def _load_library(models: Path | None, classes: str | None):
+def _load_library(models: Path | None, classes: str | None, on_skip=None):
     from renderer import ModelLibrary, ModelLoadError
+    from renderer.library import report
 
     root = _models_root(models)
     wanted = [c.strip() for c in classes.split(",")] if classes else None
     try:
-        return root, ModelLibrary.load(root, classes=wanted, progress=True, workers=os.cpu_count() or 1)
+        return root, ModelLibrary.load(root, on_skip=on_skip or report, classes=wanted, progress=True,
+                                       workers=os.cpu_count() or 1)
     except (ModelLoadError, FileNotFoundError) as exc:
         _fail(str(exc))
 
@@ -139,6 +141,37 @@ def stream_options(f):
 @click.version_option(package_name="mixreal")
 def main() -> None:
     """mixreal: train image classifiers from a little real data and a lot of rendered data."""
+
+
+@main.command("models")
+@click.option("--models", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Models folder: MODELS/<class>/<model file or folder>. Default: the embedded set.")
+@click.option("--classes", default=None, help="Comma list of classes to look at (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+def models_command(models, classes, as_json):
+    """Check a models folder before rendering it: the classes mixreal sees in it (ShapeNet's synset folders by
+    name), models and faces per class, and every file it skips, with the reason. Parses each model once into
+    the mesh cache, so the first render of the folder starts at once."""
+    import json
+
+    notes: list[str] = []  # skipped files and warnings, in the order the load met them
+    root, library = _load_library(models, classes, on_skip=notes.append)
+    table = library.class_table()
+    if as_json:
+        skipped = [{"path": str(p), "reason": r} for p, r in library.skipped]
+        warnings = [n.removeprefix("warning ") for n in notes if n.startswith("warning ")]
+        click.echo(json.dumps({"models_folder": str(root), "classes": table, "skipped": skipped,
+                               "warnings": warnings}, indent=2))
+        return
+    click.echo(f"{root}: {len(library.models)} models in {len(table)} classes, {len(library.skipped)} files "
+               "skipped")
+    click.echo(f"{'class':<16} {'models':>7} {'faces (median)':>15} {'faces (max)':>12}  folders")
+    for row in table:
+        folders = ", ".join(row["folders"]) if row["folders"] != [row["class"]] else ""
+        click.echo(f"{row['class']:<16} {row['models']:>7,} {row['faces_median']:>15,} {row['faces_max']:>12,}  "
+                   f"{folders}")
+    for line in notes:
+        click.echo(line)
 
 
 @main.command()

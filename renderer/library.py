@@ -57,6 +57,18 @@ class ModelLibrary:
     def classes(self) -> list[str]:
         return sorted({m.label for m in self.models})
 
+    def class_table(self) -> list[dict]:
+        """Per class, by the name mixreal matches it under (canonical): its folders, models and faces."""
+        import numpy as np
+
+        table = []
+        for name in sorted({canonical(m.label) for m in self.models}):
+            members = [m for m in self.models if canonical(m.label) == name]
+            faces = [m.n_faces for m in members]
+            table.append({"class": name, "folders": sorted({m.label for m in members}), "models": len(members),
+                          "faces_median": int(np.median(faces)), "faces_max": max(faces)})
+        return table
+
     def __len__(self) -> int:
         return len(self.models)
 

@@ -182,3 +182,24 @@ def test_per_class_renders_a_class_balanced_set_from_unbalanced_models(tmp_path)
     assert counts[1] == counts[2]
     both = _run("render", "--per-model", "2", "--per-class", "2", "--out", str(tmp_path / "x"))
     assert both.exit_code != 0 and "not both" in both.output
+
+
+def test_models_command_names_synset_folders_and_lists_what_it_skips(tmp_path):
+    import trimesh
+
+    root = tmp_path / "ShapeNetCore.v2"
+    for synset, n in (("02958343", 3), ("02691156", 1)):
+        for k in range(n):
+            folder = root / synset / f"model{k}" / "models"
+            folder.mkdir(parents=True)
+            trimesh.creation.icosphere(subdivisions=k + 1).export(folder / "model_normalized.obj")
+    (root / "02958343" / "broken.glb").write_bytes(b"glTF" + bytes(30))
+    result = _run("models", "--models", str(root))
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[2:4]}
+    assert rows["car"][1] == "3" and rows["car"][-1] == "02958343"
+    assert rows["airplane"][1] == "1" and rows["airplane"][2] == "80"  # an icosphere of subdivision 1
+    assert "skipped" in result.output and "broken.glb" in result.output
+    report = json.loads(_run("models", "--models", str(root), "--json", "--classes", "car").output)
+    assert [c["class"] for c in report["classes"]] == ["car"] and report["classes"][0]["faces_max"] == 1280
+    assert [Path(s["path"]).name for s in report["skipped"]] == ["broken.glb"]
