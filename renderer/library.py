@@ -26,8 +26,8 @@ def report(message: str) -> None:
 @dataclass
 class Model:
     """A usable model. Its arrays are held (`held`), or, when the mesh cache has them, read back from it on
-    each use of `mesh` (a renderer uses it once per model), so a process holds only what it draws: a
-    ShapeNet class of thousands of models is tens of GB of arrays."""
+    each use of `mesh` (a renderer reads a model twice: for its hull, and to upload its level of detail), so
+    a process holds only what it draws: a ShapeNet class of thousands of models is GBs of arrays."""
 
     ref: ModelRef
     held: MeshData | None
