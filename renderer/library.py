@@ -97,6 +97,11 @@ class ModelLibrary:
         refs, skipped = discover_models(root)
         if classes is not None:  # by canonical name: `--classes car` picks ShapeNet's 02958343/ and `cars/`
             wanted = {canonical(c) for c in classes}
+            present = {canonical(r.label) for r in refs}
+            missing = sorted(wanted - present)
+            if missing:
+                raise ModelLoadError(root, f"no class {', '.join(missing)} in models folder (it has "
+                                           f"{', '.join(sorted(present)) or 'none'})")
             refs = [r for r in refs if canonical(r.label) in wanted]
         for path, reason in skipped:
             on_skip(f"skipped {path}: {reason}")

@@ -203,3 +203,5 @@ def test_models_command_names_synset_folders_and_lists_what_it_skips(tmp_path):
     report = json.loads(_run("models", "--models", str(root), "--json", "--classes", "car").output)
     assert [c["class"] for c in report["classes"]] == ["car"] and report["classes"][0]["faces_max"] == 1280
     assert [Path(s["path"]).name for s in report["skipped"]] == ["broken.glb"]
+    bad = _run("models", "--models", str(root), "--classes", "car,truk")
+    assert bad.exit_code == 1 and "no class truk in models folder (it has airplane, car)" in bad.output
