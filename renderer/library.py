@@ -107,8 +107,9 @@ class ModelLibrary:
             on_skip(f"skipped {path}: {reason}")
         models = []
         keys = fill([r.path for r in refs], cache, workers, progress)
-        for ref in tqdm(refs, desc="loading models", unit="model", disable=not progress or len(refs) < 20,
-                        leave=False, file=sys.stderr):
+        # shown only when loading takes a while (a large or cold folder), so quick commands print one line
+        for ref in tqdm(refs, desc="loading models", unit="model", disable=not progress, delay=2, leave=False,
+                        file=sys.stderr):
             try:
                 mesh, key = load_and_key(ref.path, cache, key=keys.get(ref.path))
             except ModelLoadError as exc:

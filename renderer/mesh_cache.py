@@ -104,7 +104,7 @@ def fill(paths: list[Path], cache: Path | None, workers: int, progress: bool = F
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         jobs = pool.map(_parse_into, [(p, Path(cache)) for p in todo], chunksize=4)
         for _ in tqdm(jobs, total=len(todo), desc=f"parsing models ({workers} processes, once)", unit="model",
-                      disable=not progress, leave=False):
+                      disable=not progress, delay=2, leave=False):
             pass
     return keys
 
