@@ -156,6 +156,13 @@ def test_table1_runs_and_resumes(tmp_path):
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "seed 3:" not in again.output  # finished runs are not run again
     assert (tmp_path / "table1" / "table.md").read_text() == table
+    # another seed, one row: the meter's reading of the first sweep is kept, not measured again on other renders
+    reading = (tmp_path / "table1" / "camera" / "gap.json").read_bytes()
+    other = [a for a in args if a != "3"]
+    other[other.index("--seeds") + 1:other.index("--seeds") + 1] = ["5", "--rows", "=+ camera"]
+    more = CliRunner().invoke(main, other)
+    assert more.exit_code == 0 and "| + camera | seed 5:" in more.output, more.output
+    assert "gap |" not in more.output and (tmp_path / "table1" / "camera" / "gap.json").read_bytes() == reading
 
 
 def test_realism_steps_end_at_the_default_and_candidates_sit_on_it():
