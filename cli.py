@@ -875,8 +875,8 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
               help="Synthetic images the domain-gap meter measures per synthetic configuration (0: no meter).")
 @click.option("--rows", default=None, help="Only the rows whose name contains one of these comma-separated "
               "texts, e.g. --rows 'real only,1:7'; '=NAME' is that row alone, e.g. --rows '=real + synthetic "
-              "1:15,=real only, 4x epochs' (a comma followed by a space belongs to the name). Tables 1, 2 and "
-              "realism; default: every row.")
+              "1:15,=real only, 4x epochs' (a comma followed by a space belongs to the name); table3 trains "
+              "only the GAN stages the chosen rows need. Default: every row.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="TOML render settings (see mixreal config show) every synthetic row starts from; each row "
                    "still switches its own variations on and off, and renders at the real images' size with the "
@@ -898,8 +898,6 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
     row_list = parse_rows(rows) if rows else None
-    if row_list and table == "table3":
-        _fail("--rows: table3 runs as a whole (its rows share stage 1 and the refined pools)")
     paper, paper_label = None, None
     if paper_file is not None:
         try:
@@ -925,7 +923,7 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
 
             text = run_table3(variant, real_dir, model_dir, out, scale, seed_list, epochs=epochs, log=click.echo,
                               progress=not quiet, gap_images=gap_images, paper=paper, paper_label=paper_label,
-                              render_base=render_base)
+                              render_base=render_base, rows=row_list)
         else:
             text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers,
                              epochs=epochs, paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from train.table3 import TABLE3, run_table3
 
 
@@ -28,3 +30,28 @@ def test_table3_runs_every_row_and_resumes(tiny_real, default_models, tmp_path):
     logs.clear()
     run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append, **args)
     assert not any(m.startswith("table3 | ") and "ratio" in m for m in logs)
+
+
+def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tmp_path):
+    tiny = {"iterations": 2, "pretrain_g": 1, "pretrain_d": 1, "batch_size": 8, "residual_blocks": 1,
+            "gap_every": 0, "sample_every": 4, "compile": False}
+    args = dict(epochs=1, progress=False, gap_images=32, gan_overrides=tiny, pool_images=96)
+    logs: list[str] = []
+    run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append,
+               rows=["=synthetic only: CycleGAN-refined"], **args)
+    gan = tmp_path / "table3" / "gan" / "seed-0"
+    assert sorted(p.name for p in gan.iterdir()) == ["rr-rs"]  # the CycleGAN is rr-rs's stage 1, alone
+    assert (gan / "rr-rs" / "stage-1" / "generators.pt").is_file()
+    assert not (gan / "rr-rs" / "stage-2").exists()
+    assert sum(m.startswith("table3 | ") and "ratio" in m for m in logs) == 1
+    # another row later: the table shows both, the first one read back, not trained again
+    logs.clear()
+    text = run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append,
+                      rows=["=real only"], **args)
+    assert [m for m in logs if m.startswith("table3 | ")] == ["table3 | real only | seed 0 | ratio 1:0"]
+    results = json.loads((tmp_path / "table3" / "results.json").read_text())["test_acc_at_best_val"]
+    filled = {name for name, accs in results.items() if accs}
+    assert filled == {"real only", "synthetic only: CycleGAN-refined"}
+    assert "| synthetic only: CycleGAN-refined |" in text
+    with pytest.raises(ValueError, match="no row of table3 matches"):
+        run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["nonsense"], **args)

@@ -68,24 +68,33 @@ class Pool(torch.utils.data.Dataset):
 
 
 def gan_runs(out: Path, seed: int, real, models: Path, scale: str, feature_net, progress: bool, log,
-             overrides: dict | None = None, render_base=None) -> dict[str, Path]:
-    """Train (or resume) the MrGAN of every mapping for one seed; rr-rs first, its stage 1 shared."""
+             overrides: dict | None = None, render_base=None, needed: set[str] | None = None) -> dict[str, Path]:
+    """Train (or resume) the MrGAN of every mapping for one seed; rr-rs first, its stage 1 shared.
+    needed: the refiner keys the rows to run use ("cyclegan" and mappings; default all): only their stages
+    are trained (the CycleGAN alone is rr-rs's stage 1)."""
     from .datasets import RenderStream
     from .mrgan import GENERATORS, mrgan_preset, train_mrgan
 
+    needed = {"cyclegan", *MAPPINGS} if needed is None else set(needed)
     root = out / "table3" / "gan" / f"seed-{seed}"
+    runs: dict[str, Path] = {}
+    if not needed:
+        return runs
     stream = RenderStream(models, _render_config(seed, render_base), class_names=real.class_names)
-    runs = {}
     for mapping in MAPPINGS:
         run = root / mapping
+        if mapping != MAPPINGS[0] and mapping not in needed:
+            continue
+        # stage 2 where a row needs it, or where it is trained already (then only checked, not retrained)
+        stages = 2 if mapping in needed or (run / "stage-2" / GENERATORS).is_file() else 1
         first = root / MAPPINGS[0] / "stage-1"
         if mapping != MAPPINGS[0] and not (run / "stage-1" / GENERATORS).is_file():
             tmp = run / ".stage-1.copy"
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(first, tmp)
             tmp.rename(run / "stage-1")
-        cfg = mrgan_preset(scale, stages=2, mapping=mapping, seed=seed, **(overrides or {}))
-        log(f"table3 | MrGAN {mapping} | seed {seed}")
+        cfg = mrgan_preset(scale, stages=stages, mapping=mapping, seed=seed, **(overrides or {}))
+        log(f"table3 | MrGAN {mapping} | seed {seed}" + (" | stage 1 only" if stages == 1 else ""))
         train_mrgan(cfg, real, stream, run, feature_net=feature_net, progress=progress,
                     log=lambda m, k=mapping: log(f"  {k}: {m}"))
         runs[mapping] = run
@@ -146,16 +155,22 @@ def _refiner(key: str, runs: dict[str, Path]):
 def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, seeds: list[int],
                epochs: int | None = None, log=print, progress: bool = True, gap_images: int = 2000,
                paper: dict[str, float] | None = None, paper_label: str | None = None,
-               gan_overrides: dict | None = None, pool_images: int = POOL_IMAGES, render_base=None) -> str:
+               gan_overrides: dict | None = None, pool_images: int = POOL_IMAGES, render_base=None,
+               rows: list[str] | None = None) -> str:
     """Every row of Table 3 for each seed, seed by seed (GANs first), rewriting table.md after every run.
     gan_overrides: mrgan_preset keywords (iterations, batch_size, ...) for every GAN; pool_images: the size of
-    each seed's synthetic pool; render_base: the RenderConfig (a --config file) the synthetic images use."""
+    each seed's synthetic pool; render_base: the RenderConfig (a --config file) the synthetic images use;
+    rows: only the rows --rows picks (as for the other tables) and the GAN stages they need; the table still
+    shows every row's finished runs."""
     from .config import preset
     from .datasets import RealDataset
-    from .experiments import _write_table, check_render_base, shipped_paper_values, slug
+    from .experiments import _picks, _write_table, check_render_base, row_names, shipped_paper_values, slug
     from .gap import cached_feature_net
     from .loop import train_classifier
 
+    chosen = [row for row in TABLE3 if rows is None or any(_picks(r, row.name) for r in rows)]
+    if not chosen:
+        raise ValueError(f"--rows {','.join(rows or [])}: no row of table3 matches ({'; '.join(row_names('table3'))})")
     splits = {s: RealDataset.from_split(real_dir, s) for s in ("train", "val", "test")}
     classes = splits["train"].class_names
     if paper is None:
@@ -167,11 +182,32 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     details: dict[str, list[dict]] = {row.name: [] for row in TABLE3}
     gaps_by_seed: dict[str, list[dict]] = {}
     ratios = QUICK_RATIOS if scale == "quick" else PAPER_RATIOS
+
+    def write() -> str:
+        gaps = {name: {"kid": float(np.mean([g["kid"] for g in gs])),
+                       "accuracy": float(np.mean([g["accuracy"] for g in gs]))}
+                for name, gs in gaps_by_seed.items()}
+        _write_ratios(out, details)
+        return _write_table("table3", data, scale, seeds, results, out, paper, details, paper_label, gaps)
+
     text = ""
     for seed in seeds:
         runs = gan_runs(out, seed, splits["train"], models, scale, net, progress, log, gan_overrides,
-                        render_base)
+                        render_base, needed={row.refiner for row in chosen if row.refiner})
         for row in TABLE3:
+            candidates = ratios if row.ratio == "auto" else (row.ratio,)
+            folder = out / "table3" / slug(row.name) / f"seed-{seed}"
+            ratio_runs = {ratio: folder / f"ratio-{ratio.replace(':', '-')}" if row.ratio == "auto" else folder
+                          for ratio in candidates}
+            if row not in chosen:  # not asked for: shown only as far as it has run
+                if not all((run / "summary.json").is_file() for run in ratio_runs.values()):
+                    continue
+                if (folder / "gap.json").is_file():
+                    gaps_by_seed.setdefault(row.name, []).append(json.loads((folder / "gap.json").read_text()))
+                _record(row, {r: json.loads((run / "summary.json").read_text()) for r, run in ratio_runs.items()},
+                        results, details)
+                text = write()
+                continue
             real = splits
             if row.refine_real:
                 ref = _refiner(row.refiner, runs)
@@ -180,14 +216,9 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                                                        render_base)
             if syn is not None and gap_images:
                 gaps_by_seed.setdefault(row.name, []).append(
-                    _gap(out / "table3" / slug(row.name) / f"seed-{seed}" / "gap.json", net, real["train"], syn,
-                         gap_images))
-            candidates = ratios if row.ratio == "auto" else (row.ratio,)
+                    _gap(folder / "gap.json", net, real["train"], syn, gap_images))
             summaries = {}
-            for ratio in candidates:
-                run = out / "table3" / slug(row.name) / f"seed-{seed}"
-                if row.ratio == "auto":
-                    run = run / f"ratio-{ratio.replace(':', '-')}"
+            for ratio, run in ratio_runs.items():
                 cfg = preset("resnet20", scale, real_only=ratio == "1:0", ratio=ratio, seed=seed, workers=0,
                              epochs=epochs,
                              refiner=None if row.refiner is None else f"table3 {row.refiner} seed {seed}",
@@ -198,15 +229,16 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                     train_classifier(cfg, real["train"], real["val"], real["test"], syn, run, classes,
                                      progress=progress, log=lambda m: log(m) if m.startswith("warning") else None)
                 summaries[ratio] = json.loads((run / "summary.json").read_text())
-            best = max(summaries, key=lambda r: summaries[r]["best_val_acc"])
-            results[row.name].append(summaries[best]["test_acc_at_best_val"])
-            details[row.name].append({**summaries[best], "chosen_ratio": best})
-            gaps = {name: {"kid": float(np.mean([g["kid"] for g in gs])),
-                           "accuracy": float(np.mean([g["accuracy"] for g in gs]))}
-                    for name, gs in gaps_by_seed.items()}
-            text = _write_table("table3", data, scale, seeds, results, out, paper, details, paper_label, gaps)
-            _write_ratios(out, details)
+            _record(row, summaries, results, details)
+            text = write()
     return text
+
+
+def _record(row: Row, summaries: dict[str, dict], results: dict, details: dict) -> None:
+    """A row's result for one seed: its run, or for a mixed row the ratio the validation split chose."""
+    best = max(summaries, key=lambda r: summaries[r]["best_val_acc"])
+    results[row.name].append(summaries[best]["test_acc_at_best_val"])
+    details[row.name].append({**summaries[best], "chosen_ratio": best})
 
 
 def _finished(run: Path, epochs: int) -> bool:
