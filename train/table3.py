@@ -199,8 +199,9 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
             folder = out / "table3" / slug(row.name) / f"seed-{seed}"
             ratio_runs = {ratio: folder / f"ratio-{ratio.replace(':', '-')}" if row.ratio == "auto" else folder
                           for ratio in candidates}
-            if row not in chosen:  # not asked for: shown only as far as it has run
-                if not all((run / "summary.json").is_file() for run in ratio_runs.values()):
+            if row not in chosen:  # not asked for: shown only as far as it has run, at this sweep's epochs
+                if not all(_finished(run, preset("resnet20", scale, epochs=epochs).epochs)
+                           for run in ratio_runs.values()):
                     continue
                 if (folder / "gap.json").is_file():
                     gaps_by_seed.setdefault(row.name, []).append(json.loads((folder / "gap.json").read_text()))
