@@ -571,6 +571,9 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
                    "discriminators (e.g. 1000,500 as in the appendix).")
 @click.option("--blocks", "residual_blocks", type=click.IntRange(1), default=None,
               help="Override the generator's residual blocks (appendix: 9).")
+@click.option("--identity-skip", is_flag=True, default=None,
+              help="Generators output tanh(atanh(input) + network), starting as the identity (not in the "
+                   "appendix; then --pretrain 0,N skips the generators' pre-training).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--gap-every", type=click.IntRange(0), default=None,
               help="Measure KID (refined synthetic vs real) every N iterations (0: never).")
@@ -585,8 +588,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--quiet", is_flag=True)
 def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgrounds, textures, supersample, stages,
                     mapping,
-                    scale, iterations, batch_size, pretrain, residual_blocks, seed, gap_every, sample_every,
-                    checkpoint_every, features_run, compile_, device, out, quiet):
+                    scale, iterations, batch_size, pretrain, residual_blocks, identity_skip, seed, gap_every,
+                    sample_every, checkpoint_every, features_run, compile_, device, out, quiet):
     """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
 
     Writes RUN/mrgan.json and RUN/stage-K/ (checkpoint.pt, generators.pt, metrics.csv, losses.png, TensorBoard
@@ -614,7 +617,8 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
         size = int(real.images.shape[-1])
         cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, iterations=iterations,
                            batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
-                           residual_blocks=residual_blocks, seed=seed, gap_every=gap_every,
+                           residual_blocks=residual_blocks, identity_skip=identity_skip, seed=seed,
+                           gap_every=gap_every,
                            sample_every=sample_every, checkpoint_every=checkpoint_every, device=device,
                            compile=compile_)
         net = None

@@ -154,3 +154,36 @@ def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
     assert "\n" not in str(err.value) and str(gens) in str(err.value)
     with pytest.raises(FileNotFoundError, match="not a MrGAN run"):
         Refiner.load(tmp_path)
+
+
+def test_a_stage_saved_before_a_setting_existed_still_resumes(tmp_path):
+    """Checkpoints written before `identity_skip` was added lack it; it takes its default, which is what ran."""
+    real, syn = _data()
+    run = tmp_path / "run"
+    cfg = replace(_cfg(), stages=1)
+    train_mrgan(cfg, real, syn, run, progress=False, log=lambda m: None)
+    for name in (GENERATORS, "checkpoint.pt"):
+        path = run / "stage-1" / name
+        state = torch.load(path, weights_only=True)
+        del state["config"]["cyclegan"]["networks"]["identity_skip"]
+        torch.save(state, path)
+    logs = []
+    train_mrgan(cfg, real, syn, run, progress=False, log=logs.append)
+    assert "stage 1: done already" in logs
+    # another value of the setting is another stage: refused, not silently mixed
+    skip = replace(cfg, cyclegan=replace(TINY, networks=replace(TINY.networks, identity_skip=True)))
+    with pytest.raises(Exception, match="other settings"):
+        train_mrgan(skip, real, syn, run, progress=False, log=lambda m: None)
+
+
+def test_identity_skip_generators_train_and_refine(tmp_path):
+    real, syn = _data()
+    tiny = replace(TINY, pretrain_g=0, networks=replace(TINY.networks, identity_skip=True))
+    cfg = replace(_cfg(), stages=1, cyclegan=tiny)
+    train_mrgan(cfg, real, syn, tmp_path / "run", progress=False, log=lambda m: None)
+    ref = Refiner.load(tmp_path / "run")
+    assert ref.generators[0][0].identity_skip
+    out = ref.s2r(syn.images[:6])
+    moved = (out.float() - syn.images[:6].float()).abs().mean()
+    assert 0 < moved < 60  # trained away from the identity it started as, and still near its input
+    assert mrgan_preset("quick", identity_skip=True).cyclegan.networks.identity_skip

@@ -109,10 +109,12 @@ def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrG
     g_over = {k: v for k, v in overrides.items() if k in gan_keys and v is not None}
     if "iterations" in g_over:  # keep the schedule's shape: decay over the second half
         g_over["decay_start"] = g_over["iterations"] * gan.decay_start // max(1, gan.iterations)
-    if overrides.get("residual_blocks") is not None:
-        g_over["networks"] = replace(gan.networks, residual_blocks=overrides["residual_blocks"])
+    net_keys = {"residual_blocks", "identity_skip"}
+    net_over = {k: v for k, v in overrides.items() if k in net_keys and v is not None}
+    if net_over:
+        g_over["networks"] = replace(gan.networks, **net_over)
     gan = replace(gan, **g_over)
-    rest = {k: v for k, v in overrides.items() if k not in gan_keys | {"residual_blocks"} and v is not None}
+    rest = {k: v for k, v in overrides.items() if k not in gan_keys | net_keys and v is not None}
     every = {"checkpoint_every": 100, "sample_every": 500, "gap_every": 500} if scale == "quick" else \
         {"checkpoint_every": 500, "sample_every": 2000, "gap_every": 2000}
     every["compile"] = True  # a minute of compiling pays for itself within the first few hundred steps
@@ -319,6 +321,20 @@ def _comparable(cfg: MrGanConfig, stage: int) -> dict:
     return keep
 
 
+def _same_settings(saved, cfg: MrGanConfig, stage: int) -> bool:
+    """Whether a checkpoint's settings are `cfg`'s for this stage. A setting added after the checkpoint was
+    written is absent from it and takes its default, which is what ran then: older runs still resume."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("cyclegan"), dict):
+        return False
+    g = saved["cyclegan"]
+    try:
+        filled = asdict(CycleGanConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()
+                                          if k != "networks"}, networks=_networks(g.get("networks", {}))))
+    except TypeError:  # a setting this version does not know: written by a newer mixreal
+        return False
+    return {**saved, "cyclegan": filled} == _comparable(cfg, stage)
+
+
 def train_mrgan(cfg: MrGanConfig, real, synthetic, out: Path, feature_net=None, progress: bool = True,
                 log=print) -> dict:
     """Train (or resume) every stage of `cfg` into OUT; returns RUN/mrgan.json's content.
@@ -363,7 +379,7 @@ def _stage_complete(stage_dir: Path, cfg: MrGanConfig, k: int) -> bool:
     from .loop import load_checkpoint
 
     state = load_checkpoint(stage_dir / GENERATORS)
-    return state.get("config") == _comparable(cfg, k)
+    return _same_settings(state.get("config"), cfg, k)
 
 
 def can_compile(device: torch.device, log=print) -> bool:
@@ -395,7 +411,7 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
         state = load_checkpoint(ckpt)
         if not isinstance(state, dict) or state.get("kind") != KIND or "stage" not in state:
             raise ValueError(f"{ckpt}: not a mixreal MrGAN stage checkpoint (foreign or damaged file)")
-        if state["config"] != _comparable(cfg, k):
+        if not _same_settings(state["config"], cfg, k):
             raise RunMismatch(f"{out}: holds a stage trained with other settings; use another --out")
         _load_stage_state(st, state["stage"])
         step = int(state["step"])
