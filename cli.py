@@ -573,7 +573,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
               help="Override the generator's residual blocks (appendix: 9).")
 @click.option("--identity-skip", is_flag=True, default=None,
               help="Generators output tanh(atanh(input) + network), starting as the identity (not in the "
-                   "appendix; then --pretrain 0,N skips the generators' pre-training).")
+                   "appendix); their pre-training is then skipped unless --pretrain says otherwise.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--gap-every", type=click.IntRange(0), default=None,
               help="Measure KID (refined synthetic vs real) every N iterations (0: never).")
@@ -885,10 +885,13 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
               help="TOML render settings (see mixreal config show) every synthetic row starts from; each row "
                    "still switches its own variations on and off, and renders at the real images' size with the "
                    "run's seed. Recorded in OUT/<table>/render.json: another config needs another --out.")
+@click.option("--identity-skip", is_flag=True, help="table3: MrGAN generators that start as the identity "
+              "(`train mrgan --identity-skip`; not in the appendix). Recorded in OUT/table3/gan.json: a sweep "
+              "without it needs another --out.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
 def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, backgrounds,
-               paper_file, gap_images, rows, config_file, out, quiet):
+               paper_file, gap_images, rows, config_file, identity_skip, out, quiet):
     """Reproduce a paper table (table1: variation ablation, table2: mixing ratio, table3: CycleGAN and MrGAN
     refinement; realism: the renderer's realism changes one at a time, not in the paper); prints ours beside
     the paper's, with each synthetic set's domain gap.
@@ -902,6 +905,8 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
     row_list = parse_rows(rows) if rows else None
+    if identity_skip and table != "table3":
+        _fail(f"--identity-skip: {table} trains no GAN (table3 does)")
     paper, paper_label = None, None
     if paper_file is not None:
         try:
@@ -927,7 +932,8 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
 
             text = run_table3(variant, real_dir, model_dir, out, scale, seed_list, epochs=epochs, log=click.echo,
                               progress=not quiet, gap_images=gap_images, paper=paper, paper_label=paper_label,
-                              render_base=render_base, rows=row_list)
+                              render_base=render_base, rows=row_list,
+                              gan_overrides={"identity_skip": True} if identity_skip else None)
         else:
             text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers,
                              epochs=epochs, paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,

@@ -186,4 +186,6 @@ def test_identity_skip_generators_train_and_refine(tmp_path):
     out = ref.s2r(syn.images[:6])
     moved = (out.float() - syn.images[:6].float()).abs().mean()
     assert 0 < moved < 60  # trained away from the identity it started as, and still near its input
-    assert mrgan_preset("quick", identity_skip=True).cyclegan.networks.identity_skip
+    skip = mrgan_preset("quick", identity_skip=True).cyclegan
+    assert skip.networks.identity_skip and skip.pretrain_g == 0 and skip.pretrain_d == 300
+    assert mrgan_preset("quick", identity_skip=True, pretrain_g=50).cyclegan.pretrain_g == 50

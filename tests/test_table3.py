@@ -55,3 +55,10 @@ def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tm
     assert "| synthetic only: CycleGAN-refined |" in text
     with pytest.raises(ValueError, match="no row of table3 matches"):
         run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["nonsense"], **args)
+    # another GAN recipe in the same folder would read this one's pools and rows as its own: refused
+    other = dict(args, gan_overrides={**tiny, "identity_skip": True, "sample_every": 2})
+    with pytest.raises(ValueError, match="identity_skip.*use another --out"):
+        run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["=real only"], **other)
+    # logging settings are not the recipe: they may change between calls
+    run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["=real only"],
+               **dict(args, gan_overrides={**tiny, "sample_every": 2}))

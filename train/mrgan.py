@@ -113,6 +113,8 @@ def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrG
     net_over = {k: v for k, v in overrides.items() if k in net_keys and v is not None}
     if net_over:
         g_over["networks"] = replace(gan.networks, **net_over)
+    if net_over.get("identity_skip") and "pretrain_g" not in g_over:
+        g_over["pretrain_g"] = 0  # the generators are the identity already: nothing to pre-train
     gan = replace(gan, **g_over)
     rest = {k: v for k, v in overrides.items() if k not in gan_keys | net_keys and v is not None}
     every = {"checkpoint_every": 100, "sample_every": 500, "gap_every": 500} if scale == "quick" else \

@@ -101,6 +101,31 @@ def gan_runs(out: Path, seed: int, real, models: Path, scale: str, feature_net, 
     return runs
 
 
+# mrgan_preset keywords that change how a GAN is logged or run, not what it learns
+_NOT_RECIPE = {"gap_every", "gap_images", "sample_every", "checkpoint_every", "log_every", "compile", "device"}
+
+
+def check_gan_overrides(folder: Path, overrides: dict | None) -> None:
+    """A sweep's folder holds one GAN recipe: FOLDER/gan.json records the preset's overrides on first use and
+    a sweep with others is refused (its pools and rows would be read as this one's). A folder from before
+    gan.json existed holds the plain preset."""
+    from renderer.export import atomic_write_text
+
+    want = {k: v for k, v in sorted((overrides or {}).items()) if v is not None and k not in _NOT_RECIPE}
+    path = Path(folder) / "gan.json"
+    if path.is_file():
+        have = json.loads(path.read_text())
+    elif (Path(folder) / "gan").is_dir():
+        have = {}
+    else:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(want, indent=2) + "\n")
+        return
+    if have != want:
+        raise ValueError(f"{folder}: holds Table 3 runs of GAN settings {have or '(the preset)'}, these are "
+                         f"{want or '(the preset)'}: use another --out")
+
+
 def _render_config(seed: int, base=None):
     """`base` (a --config file; default: the defaults) at the real images' size and the run's seed."""
     from dataclasses import replace
@@ -177,6 +202,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
         paper, shipped_label = shipped_paper_values("table3", [row.name for row in TABLE3])
         paper_label = paper_label or shipped_label
     check_render_base(out / "table3", render_base, models)
+    check_gan_overrides(out / "table3", gan_overrides)
     net = cached_feature_net(real_dir, progress=progress, log=log)
     results: dict[str, list[float]] = {row.name: [] for row in TABLE3}
     details: dict[str, list[dict]] = {row.name: [] for row in TABLE3}
