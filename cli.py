@@ -573,7 +573,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
               help="Override the generator's residual blocks (appendix: 9).")
 @click.option("--identity-skip", is_flag=True, default=None,
               help="Generators output tanh(atanh(input) + network), starting as the identity (not in the "
-                   "appendix); their pre-training is then skipped unless --pretrain says otherwise.")
+                   "appendix); norm scales then start around 1 (the reference code's init) and the "
+                   "generators' pre-training is skipped unless --pretrain says otherwise.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--gap-every", type=click.IntRange(0), default=None,
               help="Measure KID (refined synthetic vs real) every N iterations (0: never).")

@@ -188,4 +188,6 @@ def test_identity_skip_generators_train_and_refine(tmp_path):
     assert 0 < moved < 60  # trained away from the identity it started as, and still near its input
     skip = mrgan_preset("quick", identity_skip=True).cyclegan
     assert skip.networks.identity_skip and skip.pretrain_g == 0 and skip.pretrain_d == 300
+    assert skip.networks.norm_scale_mean == 1.0  # the appendix's ~0 scales leave a skipped generator frozen
+    assert mrgan_preset("quick").cyclegan.networks.norm_scale_mean == 0.0  # the appendix's, without the skip
     assert mrgan_preset("quick", identity_skip=True, pretrain_g=50).cyclegan.pretrain_g == 50
