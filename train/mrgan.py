@@ -111,14 +111,13 @@ def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrG
         g_over["decay_start"] = g_over["iterations"] * gan.decay_start // max(1, gan.iterations)
     net_keys = {"residual_blocks", "identity_skip", "norm_scale_mean"}
     net_over = {k: v for k, v in overrides.items() if k in net_keys and v is not None}
-    if net_over:
-        g_over["networks"] = replace(gan.networks, **net_over)
     if net_over.get("identity_skip"):
         # with the appendix's norm scales (~0) the features reaching the zero-started last layer are ~0 too and
         # the generators stay the identity (measured: L1 1e-4 after 200 iterations): use the reference init
         net_over.setdefault("norm_scale_mean", 1.0)
-        g_over["networks"] = replace(gan.networks, **net_over)
         g_over.setdefault("pretrain_g", 0)  # the generators are the identity already: nothing to pre-train
+    if net_over:
+        g_over["networks"] = replace(gan.networks, **net_over)
     gan = replace(gan, **g_over)
     rest = {k: v for k, v in overrides.items() if k not in gan_keys | net_keys and v is not None}
     every = {"checkpoint_every": 100, "sample_every": 500, "gap_every": 500} if scale == "quick" else \
