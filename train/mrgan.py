@@ -78,8 +78,13 @@ class MrGanConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> MrGanConfig:
-        g = {k: tuple(v) if isinstance(v, list) else v for k, v in d["cyclegan"].items() if k != "networks"}
-        return cls(**{**d, "cyclegan": CycleGanConfig(**g, networks=_networks(d["cyclegan"]["networks"]))})
+        return cls(**{**d, "cyclegan": _cyclegan(d["cyclegan"])})
+
+
+def _cyclegan(d: dict) -> CycleGanConfig:
+    """A CycleGanConfig from its dict (JSON lists back to tuples); absent settings take their defaults."""
+    g = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "networks"}
+    return CycleGanConfig(**g, networks=_networks(d.get("networks", {})))
 
 
 def _tuple(v):
@@ -331,10 +336,8 @@ def _same_settings(saved, cfg: MrGanConfig, stage: int) -> bool:
     written is absent from it and takes its default, which is what ran then: older runs still resume."""
     if not isinstance(saved, dict) or not isinstance(saved.get("cyclegan"), dict):
         return False
-    g = saved["cyclegan"]
     try:
-        filled = asdict(CycleGanConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()
-                                          if k != "networks"}, networks=_networks(g.get("networks", {}))))
+        filled = asdict(_cyclegan(saved["cyclegan"]))
     except TypeError:  # a setting this version does not know: written by a newer mixreal
         return False
     return {**saved, "cyclegan": filled} == _comparable(cfg, stage)
