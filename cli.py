@@ -575,6 +575,10 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
               help="Generators output tanh(atanh(input) + network), starting as the identity (not in the "
                    "appendix); norm scales then start around 1 (the reference code's init) and the "
                    "generators' pre-training is skipped unless --pretrain says otherwise.")
+@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=None,
+              help="Override the generators' learning rate (appendix: 2e-4).")
+@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=None,
+              help="Override the discriminators' learning rate (appendix: 1e-5).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--gap-every", type=click.IntRange(0), default=None,
               help="Measure KID (refined synthetic vs real) every N iterations (0: never).")
@@ -588,9 +592,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgrounds, textures, supersample, stages,
-                    mapping,
-                    scale, iterations, batch_size, pretrain, residual_blocks, identity_skip, seed, gap_every,
-                    sample_every, checkpoint_every, features_run, compile_, device, out, quiet):
+                    mapping, scale, iterations, batch_size, pretrain, residual_blocks, identity_skip, lr_g, lr_d, seed,
+                    gap_every, sample_every, checkpoint_every, features_run, compile_, device, out, quiet):
     """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
 
     Writes RUN/mrgan.json and RUN/stage-K/ (checkpoint.pt, generators.pt, metrics.csv, losses.png, TensorBoard
@@ -618,7 +621,8 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
         size = int(real.images.shape[-1])
         cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, iterations=iterations,
                            batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
-                           residual_blocks=residual_blocks, identity_skip=identity_skip, seed=seed,
+                           residual_blocks=residual_blocks, identity_skip=identity_skip, lr_g=lr_g, lr_d=lr_d,
+                           seed=seed,
                            gap_every=gap_every,
                            sample_every=sample_every, checkpoint_every=checkpoint_every, device=device,
                            compile=compile_)

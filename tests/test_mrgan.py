@@ -71,6 +71,8 @@ def test_presets_and_config_round_trip():
     assert quick.cyclegan.iterations < paper.cyclegan.iterations
     short = mrgan_preset("quick", iterations=100)
     assert short.cyclegan.decay_start == 50  # the schedule keeps its shape
+    fast_d = mrgan_preset("quick", lr_d=2e-4).cyclegan
+    assert fast_d.lr_d == 2e-4 and fast_d.lr_g == quick.cyclegan.lr_g
     assert MrGanConfig.from_dict(quick.to_dict()) == quick
 
 

@@ -24,7 +24,7 @@ def gan_run(tiny_real, rendered32, tmp_path_factory):
     out = tmp_path_factory.mktemp("mrgan") / "run"
     r = _run("train", "mrgan", "--real", tiny_real, "--synthetic", rendered32, "--stages", "2", "--mapping", "rr-rs",
              "--scale", "quick", "--iterations", "3", "--pretrain", "2,1", "--blocks", "1", "--batch-size", "8",
-             "--gap-every", "0", "--sample-every", "3", "--no-compile", "--out", out, "--quiet")
+             "--lr-d", "2e-4", "--gap-every", "0", "--sample-every", "3", "--no-compile", "--out", out, "--quiet")
     assert r.exit_code == 0, r.output
     return out
 
@@ -32,6 +32,7 @@ def gan_run(tiny_real, rendered32, tmp_path_factory):
 def test_train_mrgan_writes_every_stage(gan_run):
     cfg = json.loads((gan_run / "mrgan.json").read_text())
     assert cfg["stages_done"] == 2 and cfg["config"]["mapping"] == "rr-rs"
+    assert cfg["config"]["cyclegan"]["lr_d"] == 2e-4 and cfg["config"]["cyclegan"]["lr_g"] == 2e-4
     for k in (1, 2):
         names = {p.name for p in (gan_run / f"stage-{k}").iterdir()}
         assert {"generators.pt", "checkpoint.pt", "metrics.csv", "losses.png", "samples-000003.png"} <= names

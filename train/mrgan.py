@@ -110,7 +110,7 @@ def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrG
                              pretrain_d=300, networks=GanNetworks(residual_blocks=3))
     else:
         raise ValueError(f"unknown scale {scale!r}: paper or quick")
-    gan_keys = {"iterations", "batch_size", "seed", "g_updates", "pretrain_g", "pretrain_d"}
+    gan_keys = {"iterations", "batch_size", "seed", "g_updates", "pretrain_g", "pretrain_d", "lr_g", "lr_d"}
     g_over = {k: v for k, v in overrides.items() if k in gan_keys and v is not None}
     if "iterations" in g_over:  # keep the schedule's shape: decay over the second half
         g_over["decay_start"] = g_over["iterations"] * gan.decay_start // max(1, gan.iterations)
