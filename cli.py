@@ -575,6 +575,10 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
               help="Generators output tanh(atanh(input) + network), starting as the identity (not in the "
                    "appendix); norm scales then start around 1 (the reference code's init) and the "
                    "generators' pre-training is skipped unless --pretrain says otherwise.")
+@click.option("--gan-config", "gan_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="TOML file of recipe overrides on the --scale preset (keys: iterations, batch_size, "
+              "g_updates, pretrain_g, pretrain_d, lr_g, lr_d, residual_blocks, identity_skip, norm_scale_mean); "
+              "the options here override it.")
 @click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the generators' learning rate (appendix: 2e-4).")
 @click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=None,
@@ -592,15 +596,15 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)
 def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgrounds, textures, supersample, stages,
-                    mapping, scale, iterations, batch_size, pretrain, residual_blocks, identity_skip, lr_g, lr_d, seed,
-                    gap_every, sample_every, checkpoint_every, features_run, compile_, device, out, quiet):
+                    mapping, scale, iterations, batch_size, pretrain, residual_blocks, identity_skip, gan_config, lr_g,
+                    lr_d, seed, gap_every, sample_every, checkpoint_every, features_run, compile_, device, out, quiet):
     """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
 
     Writes RUN/mrgan.json and RUN/stage-K/ (checkpoint.pt, generators.pt, metrics.csv, losses.png, TensorBoard
     events, samples-*.png). Running the same command again resumes where it stopped."""
     from train import gap as meter
     from train.loop import RunMismatch
-    from train.mrgan import mrgan_preset, train_mrgan
+    from train.mrgan import load_gan_recipe, mrgan_preset, train_mrgan
 
     if (synthetic is None) == (stream is None):
         _fail("give --synthetic DIR or --stream MODELS (one of them)")
@@ -619,10 +623,11 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
         if syn.missing_classes:
             _fail(f"no synthetic images for {', '.join(syn.missing_classes)}: batches cannot be class-aligned")
         size = int(real.images.shape[-1])
-        cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, iterations=iterations,
-                           batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
-                           residual_blocks=residual_blocks, identity_skip=identity_skip, lr_g=lr_g, lr_d=lr_d,
-                           seed=seed,
+        given = dict(iterations=iterations, batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
+                     residual_blocks=residual_blocks, identity_skip=identity_skip, lr_g=lr_g, lr_d=lr_d)
+        recipe = {**(load_gan_recipe(gan_config) if gan_config else {}),
+                  **{k: v for k, v in given.items() if v is not None}}
+        cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, **recipe, seed=seed,
                            gap_every=gap_every,
                            sample_every=sample_every, checkpoint_every=checkpoint_every, device=device,
                            compile=compile_)
@@ -893,10 +898,13 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
 @click.option("--identity-skip", is_flag=True, help="table3: MrGAN generators that start as the identity "
               "(`train mrgan --identity-skip`; not in the appendix). Recorded in OUT/table3/gan.json: a sweep "
               "without it needs another --out.")
+@click.option("--gan-config", "gan_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="table3: a TOML file of MrGAN recipe overrides (as `train mrgan --gan-config`), "
+              "e.g. lr_d = 2e-4. Recorded in OUT/table3/gan.json like --identity-skip.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True)
 def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers, epochs, counts, backgrounds,
-               paper_file, gap_images, rows, config_file, identity_skip, out, quiet):
+               paper_file, gap_images, rows, config_file, identity_skip, gan_config, out, quiet):
     """Reproduce a paper table (table1: variation ablation, table2: mixing ratio, table3: CycleGAN and MrGAN
     refinement; realism: the renderer's realism changes one at a time, not in the paper); prints ours beside
     the paper's, with each synthetic set's domain gap.
@@ -910,8 +918,18 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
     row_list = parse_rows(rows) if rows else None
-    if identity_skip and table != "table3":
-        _fail(f"--identity-skip: {table} trains no GAN (table3 does)")
+    if (identity_skip or gan_config) and table != "table3":
+        _fail(f"--{'identity-skip' if identity_skip else 'gan-config'}: {table} trains no GAN (table3 does)")
+    gan_overrides = None
+    if gan_config is not None:
+        from train.mrgan import load_gan_recipe
+
+        try:
+            gan_overrides = load_gan_recipe(gan_config)
+        except ValueError as exc:
+            _fail(str(exc))
+    if identity_skip:
+        gan_overrides = {**(gan_overrides or {}), "identity_skip": True}
     paper, paper_label = None, None
     if paper_file is not None:
         try:
@@ -938,7 +956,7 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
             text = run_table3(variant, real_dir, model_dir, out, scale, seed_list, epochs=epochs, log=click.echo,
                               progress=not quiet, gap_images=gap_images, paper=paper, paper_label=paper_label,
                               render_base=render_base, rows=row_list,
-                              gan_overrides={"identity_skip": True} if identity_skip else None)
+                              gan_overrides=gan_overrides)
         else:
             text = run_table(table, variant, real_dir, model_dir, out, scale, seed_list, workers=workers,
                              epochs=epochs, paper=paper, log=click.echo, progress=not quiet, backgrounds=backgrounds,

@@ -17,6 +17,7 @@ from train.mrgan import (
     Refiner,
     SyntheticBatches,
     finished_stages,
+    load_gan_recipe,
     mrgan_preset,
     stage_sides,
     train_mrgan,
@@ -74,6 +75,17 @@ def test_presets_and_config_round_trip():
     fast_d = mrgan_preset("quick", lr_d=2e-4).cyclegan
     assert fast_d.lr_d == 2e-4 and fast_d.lr_g == quick.cyclegan.lr_g
     assert MrGanConfig.from_dict(quick.to_dict()) == quick
+
+
+def test_every_key_of_a_gan_recipe_file_reaches_the_config(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text("iterations = 300\nbatch_size = 16\ng_updates = 2\npretrain_g = 0\npretrain_d = 7\n"
+                    "lr_g = 1e-4\nlr_d = 3e-4\nresidual_blocks = 4\nidentity_skip = true\nnorm_scale_mean = 0.5\n")
+    g = mrgan_preset("quick", **load_gan_recipe(path)).cyclegan
+    assert (g.iterations, g.decay_start, g.batch_size, g.g_updates, g.pretrain_g, g.pretrain_d) == \
+        (300, 150, 16, 2, 0, 7)
+    assert (g.lr_g, g.lr_d) == (1e-4, 3e-4)
+    assert (g.networks.residual_blocks, g.networks.identity_skip, g.networks.norm_scale_mean) == (4, True, 0.5)
 
 
 def test_synthetic_batches_are_a_function_of_the_step():

@@ -22,9 +22,11 @@ def _run(*args: str):
 @pytest.fixture(scope="module")
 def gan_run(tiny_real, rendered32, tmp_path_factory):
     out = tmp_path_factory.mktemp("mrgan") / "run"
+    recipe = out.parent / "recipe.toml"
+    recipe.write_text("lr_d = 2e-4\nresidual_blocks = 2\n")  # --blocks below wins over the file
     r = _run("train", "mrgan", "--real", tiny_real, "--synthetic", rendered32, "--stages", "2", "--mapping", "rr-rs",
              "--scale", "quick", "--iterations", "3", "--pretrain", "2,1", "--blocks", "1", "--batch-size", "8",
-             "--lr-d", "2e-4", "--gap-every", "0", "--sample-every", "3", "--no-compile", "--out", out, "--quiet")
+             "--gan-config", recipe, "--gap-every", "0", "--sample-every", "3", "--no-compile", "--out", out, "--quiet")
     assert r.exit_code == 0, r.output
     return out
 
@@ -32,7 +34,8 @@ def gan_run(tiny_real, rendered32, tmp_path_factory):
 def test_train_mrgan_writes_every_stage(gan_run):
     cfg = json.loads((gan_run / "mrgan.json").read_text())
     assert cfg["stages_done"] == 2 and cfg["config"]["mapping"] == "rr-rs"
-    assert cfg["config"]["cyclegan"]["lr_d"] == 2e-4 and cfg["config"]["cyclegan"]["lr_g"] == 2e-4
+    gan = cfg["config"]["cyclegan"]
+    assert gan["lr_d"] == 2e-4 and gan["lr_g"] == 2e-4 and gan["networks"]["residual_blocks"] == 1
     for k in (1, 2):
         names = {p.name for p in (gan_run / f"stage-{k}").iterdir()}
         assert {"generators.pt", "checkpoint.pt", "metrics.csv", "losses.png", "samples-000003.png"} <= names
@@ -98,3 +101,18 @@ def test_foreign_runs_are_refused_in_one_line(tiny_real, rendered32, tmp_path):
     r = _run("train", "classify", "--real", tiny_real, "--synthetic", rendered32, "--ratio", "1:1", "--refiner",
              tiny_real, "--out", tmp_path / "c", "--quiet")
     assert r.exit_code == 1 and "not a MrGAN run" in r.output
+
+
+def test_bad_gan_recipes_are_refused_in_one_line(tiny_real, rendered32, tmp_path):
+    recipe = tmp_path / "recipe.toml"
+    for text, problem in (("lr_dd = 1e-4", "unknown key 'lr_dd' (did you mean 'lr_d'?)"),
+                          ("iterations = 2.5", "iterations = 2.5: expected a positive integer"),
+                          ("identity_skip = 1", "expected true or false")):
+        recipe.write_text(text)
+        r = _run("train", "mrgan", "--real", tiny_real, "--synthetic", rendered32, "--gan-config", recipe,
+                 "--out", tmp_path / "g", "--quiet")
+        assert r.exit_code == 1 and problem in r.output and str(recipe) in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "g").exists()
+    recipe.write_text("lr_d = 2e-4")
+    r = _run("experiment", "table1", "--gan-config", recipe, "--out", tmp_path / "t")
+    assert r.exit_code == 1 and "table1 trains no GAN" in r.output

@@ -95,6 +95,47 @@ def _networks(d: dict) -> GanNetworks:
     return GanNetworks(**{**d, "discriminator": _tuple(d.get("discriminator"))})
 
 
+# What a GAN recipe may override (`mrgan_preset`'s keywords, and the keys of a --gan-config file), with types
+_GAN_KEYS = {"iterations": int, "batch_size": int, "g_updates": int, "pretrain_g": int, "pretrain_d": int,
+             "lr_g": float, "lr_d": float}
+_NET_KEYS = {"residual_blocks": int, "identity_skip": bool, "norm_scale_mean": float}
+_MAY_BE_ZERO = {"pretrain_g", "pretrain_d", "norm_scale_mean"}
+
+
+def load_gan_recipe(path: Path) -> dict:
+    """A TOML file of `mrgan_preset` overrides, e.g. `identity_skip = true` and `lr_d = 2e-4`. Every key is
+    checked; an unknown one or a wrong type is a ValueError of one line naming the file and the key."""
+    import difflib
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such GAN recipe file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    types = {**_GAN_KEYS, **_NET_KEYS}
+    out = {}
+    for key, value in data.items():
+        if key not in types:
+            near = difflib.get_close_matches(key, list(types), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(sorted(types))})"
+            raise ValueError(f"{path}: unknown key {key!r}{hint}")
+        want = types[key]
+        if want is bool:
+            ok = isinstance(value, bool)
+        else:  # a count or a rate: positive, except the two that may be switched off with 0
+            number = isinstance(value, want if want is int else (int, float)) and not isinstance(value, bool)
+            ok = number and (value >= 0 if key in _MAY_BE_ZERO else value > 0)
+        if not ok:
+            kind = "true or false" if want is bool else f"a {'non-negative' if key in _MAY_BE_ZERO else 'positive'} " \
+                f"{'integer' if want is int else 'number'}"
+            raise ValueError(f"{path}: {key} = {value!r}: expected {kind}")
+        out[key] = want(value)
+    return out
+
+
 def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrGanConfig:
     """The appendix's settings (`paper`), or `quick`: one stage in under half an hour on a 2-core CPU.
 
@@ -110,11 +151,11 @@ def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrG
                              pretrain_d=300, networks=GanNetworks(residual_blocks=3))
     else:
         raise ValueError(f"unknown scale {scale!r}: paper or quick")
-    gan_keys = {"iterations", "batch_size", "seed", "g_updates", "pretrain_g", "pretrain_d", "lr_g", "lr_d"}
+    gan_keys = set(_GAN_KEYS) | {"seed"}
     g_over = {k: v for k, v in overrides.items() if k in gan_keys and v is not None}
     if "iterations" in g_over:  # keep the schedule's shape: decay over the second half
         g_over["decay_start"] = g_over["iterations"] * gan.decay_start // max(1, gan.iterations)
-    net_keys = {"residual_blocks", "identity_skip", "norm_scale_mean"}
+    net_keys = set(_NET_KEYS)
     net_over = {k: v for k, v in overrides.items() if k in net_keys and v is not None}
     if net_over.get("identity_skip"):
         # with the appendix's norm scales (~0) the features reaching the zero-started last layer are ~0 too and
