@@ -42,13 +42,17 @@ class ConfigError(ValueError):
 def load_config(path: Path, base: RenderConfig | None = None) -> RenderConfig:
     """`base` (default: the defaults) with every setting the file gives."""
     path = Path(path)
+    return apply(read_toml(path), base or RenderConfig(), path)
+
+
+def read_toml(path: Path, what: str = "config file") -> dict:
+    """A TOML file's table; a missing or malformed file is a ConfigError of one line naming it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return apply(data, base or RenderConfig(), path)
 
 
 def apply(data: dict, base: RenderConfig, path: Path) -> RenderConfig:

@@ -106,15 +106,11 @@ def load_gan_recipe(path: Path) -> dict:
     """A TOML file of `mrgan_preset` overrides, e.g. `identity_skip = true` and `lr_d = 2e-4`. Every key is
     checked; an unknown one or a wrong type is a ValueError of one line naming the file and the key."""
     import difflib
-    import tomllib
+
+    from renderer.config_file import read_toml
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such GAN recipe file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "GAN recipe file")
     types = {**_GAN_KEYS, **_NET_KEYS}
     out = {}
     for key, value in data.items():
