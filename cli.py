@@ -15,6 +15,14 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def _or_fail(load, *args):
+    """`load(*args)`, or the one-line error of the ValueError it raises (a bad file names itself)."""
+    try:
+        return load(*args)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 def _models_root(models: Path | None) -> Path:
     if models is not None:
         return models
@@ -920,31 +928,17 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     row_list = parse_rows(rows) if rows else None
     if (identity_skip or gan_config) and table != "table3":
         _fail(f"--{'identity-skip' if identity_skip else 'gan-config'}: {table} trains no GAN (table3 does)")
-    gan_overrides = None
-    if gan_config is not None:
-        from train.mrgan import load_gan_recipe
+    from renderer.config_file import load_config
+    from train.mrgan import load_gan_recipe
 
-        try:
-            gan_overrides = load_gan_recipe(gan_config)
-        except ValueError as exc:
-            _fail(str(exc))
+    gan_overrides = _or_fail(load_gan_recipe, gan_config) if gan_config is not None else None
     if identity_skip:
         gan_overrides = {**(gan_overrides or {}), "identity_skip": True}
     paper, paper_label = None, None
     if paper_file is not None:
-        try:
-            paper = load_paper_values(paper_file, table, variant)
-        except ValueError as exc:
-            _fail(str(exc))
+        paper = _or_fail(load_paper_values, paper_file, table, variant)
         paper_label = f"from {paper_file}"
-    render_base = None
-    if config_file is not None:
-        from renderer.config_file import ConfigError, load_config
-
-        try:
-            render_base = load_config(config_file)
-        except ConfigError as exc:
-            _fail(str(exc))
+    render_base = _or_fail(load_config, config_file) if config_file is not None else None
     if backgrounds is None and (_data_root() / "backgrounds").is_dir():
         backgrounds = _data_root() / "backgrounds"
     real_dir = _experiment_data(variant, cifar10, cifar100, out, counts)
