@@ -904,8 +904,8 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
                    "still switches its own variations on and off, and renders at the real images' size with the "
                    "run's seed. Recorded in OUT/<table>/render.json: another config needs another --out.")
 @click.option("--identity-skip", is_flag=True, help="table3: MrGAN generators that start as the identity "
-              "(`train mrgan --identity-skip`; not in the appendix). Recorded in OUT/table3/gan.json: a sweep "
-              "without it needs another --out.")
+              "(`train mrgan --identity-skip`; not in the appendix). Recorded in OUT/table3/gan.json: a folder holds "
+              "one GAN recipe, and another is refused, naming the settings that differ.")
 @click.option("--gan-config", "gan_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="table3: a TOML file of MrGAN recipe overrides (as `train mrgan --gan-config`), "
               "e.g. lr_d = 2e-4. Recorded in OUT/table3/gan.json like --identity-skip.")

@@ -62,3 +62,40 @@ def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tm
     # logging settings are not the recipe: they may change between calls
     run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["=real only"],
                **dict(args, gan_overrides={**tiny, "sample_every": 2}))
+
+
+def test_a_sweep_folder_holds_one_resolved_gan_recipe(tmp_path):
+    from train.mrgan import mrgan_preset
+    from train.table3 import check_gan_overrides
+
+    folder = tmp_path / "table3"
+    check_gan_overrides(folder, {}, "quick")
+    saved = json.loads((folder / "gan.json").read_text())
+    assert saved["overrides"] == {} and saved["recipe"]["lr_d"] == mrgan_preset("quick").cyclegan.lr_d
+    # the preset's own value asked for explicitly is the same recipe; logging settings are no recipe at all
+    check_gan_overrides(folder, {"lr_d": mrgan_preset("quick").cyclegan.lr_d, "sample_every": 7}, "quick")
+    with pytest.raises(ValueError, match=r"lr_d .* there, 0\.0002 here.*use another --out"):
+        check_gan_overrides(folder, {"lr_d": 2e-4}, "quick")
+    with pytest.raises(ValueError, match="iterations"):
+        check_gan_overrides(folder, {}, "paper")
+
+    # the runs on disk say what was trained, whatever gan.json holds: a folder whose GANs ran with lr_d 2e-4
+    # under a gan.json of the overrides alone (as session 14 wrote it) and an unchanged preset
+    other = tmp_path / "other"
+    run = other / "gan" / "seed-3" / "rr-rs"
+    run.mkdir(parents=True)
+    cfg = mrgan_preset("quick", seed=3, lr_d=2e-4).to_dict()
+    (run / "mrgan.json").write_text(json.dumps({"config": cfg, "class_names": ["a", "b"], "stages_done": 1}))
+    (other / "gan.json").write_text("{}\n")
+    with pytest.raises(ValueError, match="lr_d"):
+        check_gan_overrides(other, {}, "quick")
+    check_gan_overrides(other, {"lr_d": 2e-4}, "quick")  # the seed differs per seed: not part of the recipe
+    assert json.loads((other / "gan.json").read_text())["overrides"] == {"lr_d": 2e-4}  # upgraded
+
+    # a gan.json of the overrides alone and no run yet: those overrides are the folder's
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "gan.json").write_text('{"identity_skip": true}\n')
+    with pytest.raises(ValueError, match="identity_skip"):
+        check_gan_overrides(legacy, {}, "quick")
+    check_gan_overrides(legacy, {"identity_skip": True}, "quick")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,25 +105,61 @@ def gan_runs(out: Path, seed: int, real, models: Path, scale: str, feature_net, 
 _NOT_RECIPE = {"gap_every", "gap_images", "sample_every", "checkpoint_every", "log_every", "compile", "device"}
 
 
-def check_gan_overrides(folder: Path, overrides: dict | None) -> None:
-    """A sweep's folder holds one GAN recipe: FOLDER/gan.json records the preset's overrides on first use and
-    a sweep with others is refused (its pools and rows would be read as this one's). A folder from before
-    gan.json existed holds the plain preset."""
+def gan_recipe(scale: str, overrides: dict | None) -> dict:
+    """What every GAN of a sweep learns with, resolved (the preset and its overrides, flattened; the seed,
+    which differs between seeds, left out): two ways of asking for the same recipe give the same dict."""
+    from .mrgan import mrgan_preset
+
+    cfg = mrgan_preset(scale, **{k: v for k, v in (overrides or {}).items() if k not in _NOT_RECIPE})
+    return _flat(asdict(cfg.cyclegan))
+
+
+def _flat(gan: dict) -> dict:
+    def plain(v):  # JSON's form, so a recipe read back from gan.json compares equal
+        return list(v) if isinstance(v, tuple) else v
+
+    nets = gan.get("networks") or {}
+    flat = {k: plain(v) for k, v in gan.items() if k not in ("networks", "seed")}
+    return {**flat, **{f"networks.{k}": plain(v) for k, v in nets.items()}}
+
+
+def _trained_recipe(folder: Path) -> dict | None:
+    """The recipe the folder's GANs were trained with, read from their runs (the truth, whatever gan.json says
+    or whichever preset was current then), or None before any GAN run."""
+    from .mrgan import _cyclegan
+
+    for path in sorted(Path(folder).glob("gan/seed-*/*/mrgan.json")):
+        try:
+            return _flat(asdict(_cyclegan(json.loads(path.read_text())["config"]["cyclegan"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # a damaged run file: the next one tells, or the stages' own checks will
+    return None
+
+
+def check_gan_overrides(folder: Path, overrides: dict | None, scale: str = "quick") -> None:
+    """A sweep's folder holds one GAN recipe: its pools and rows are read as this sweep's, so a sweep with
+    another recipe is refused in one line naming what differs. FOLDER/gan.json records the overrides and the
+    resolved recipe on first use; the folder's trained runs, where there are any, say what was trained (so a
+    changed preset is caught too, and a folder from before gan.json recorded the recipe still resumes)."""
     from renderer.export import atomic_write_text
 
     want = {k: v for k, v in sorted((overrides or {}).items()) if v is not None and k not in _NOT_RECIPE}
+    recipe = gan_recipe(scale, want)
     path = Path(folder) / "gan.json"
-    if path.is_file():
-        have = json.loads(path.read_text())
-    elif (Path(folder) / "gan").is_dir():
-        have = {}
-    else:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(want, indent=2) + "\n")
-        return
-    if have != want:
-        raise ValueError(f"{folder}: holds Table 3 runs of GAN settings {have or '(the preset)'}, these are "
-                         f"{want or '(the preset)'}: use another --out")
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    have = _trained_recipe(folder)
+    if have is None and isinstance(saved, dict) and isinstance(saved.get("recipe"), dict):
+        have = saved["recipe"]
+    if have is None and saved is not None:  # gan.json of the overrides alone (session 14), no run yet
+        if saved != want:
+            raise ValueError(f"{folder}: holds Table 3 runs of GAN settings {saved or '(the preset)'}, these are "
+                             f"{want or '(the preset)'}: use another --out")
+    elif have is not None and have != recipe:
+        diff = ", ".join(f"{k} {have.get(k)} there, {recipe.get(k)} here"
+                         for k in sorted(set(have) | set(recipe)) if have.get(k) != recipe.get(k))
+        raise ValueError(f"{folder}: holds Table 3 runs of another GAN recipe ({diff}): use another --out")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"overrides": want, "recipe": recipe}, indent=2) + "\n")
 
 
 def _render_config(seed: int, base=None):
@@ -202,7 +238,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
         paper, shipped_label = shipped_paper_values("table3", [row.name for row in TABLE3])
         paper_label = paper_label or shipped_label
     check_render_base(out / "table3", render_base, models)
-    check_gan_overrides(out / "table3", gan_overrides)
+    check_gan_overrides(out / "table3", gan_overrides, scale)
     net = cached_feature_net(real_dir, progress=progress, log=log)
     results: dict[str, list[float]] = {row.name: [] for row in TABLE3}
     details: dict[str, list[dict]] = {row.name: [] for row in TABLE3}
