@@ -99,3 +99,6 @@ def test_a_sweep_folder_holds_one_resolved_gan_recipe(tmp_path):
     with pytest.raises(ValueError, match="identity_skip"):
         check_gan_overrides(legacy, {}, "quick")
     check_gan_overrides(legacy, {"identity_skip": True}, "quick")
+    (legacy / "gan.json").write_text('{"identity_')  # cut off mid-write by something other than mixreal
+    with pytest.raises(ValueError, match=r"gan\.json: not the sweep's GAN settings"):
+        check_gan_overrides(legacy, {"identity_skip": True}, "quick")

@@ -146,7 +146,13 @@ def check_gan_overrides(folder: Path, overrides: dict | None, scale: str = "quic
     want = {k: v for k, v in sorted((overrides or {}).items()) if v is not None and k not in _NOT_RECIPE}
     recipe = gan_recipe(scale, want)
     path = Path(folder) / "gan.json"
-    saved = json.loads(path.read_text()) if path.is_file() else None
+    saved = None
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not the sweep's GAN settings (unreadable JSON: {exc}); restore or delete "
+                             "it (the GAN runs beside it say what was trained)") from None
     have = _trained_recipe(folder)
     if have is None and isinstance(saved, dict) and isinstance(saved.get("recipe"), dict):
         have = saved["recipe"]
