@@ -126,11 +126,11 @@ def _flat(gan: dict) -> dict:
 def _trained_recipe(folder: Path) -> dict | None:
     """The recipe the folder's GANs were trained with, read from their runs (the truth, whatever gan.json says
     or whichever preset was current then), or None before any GAN run."""
-    from .mrgan import _cyclegan
+    from .mrgan import MrGanConfig
 
     for path in sorted(Path(folder).glob("gan/seed-*/*/mrgan.json")):
         try:
-            return _flat(asdict(_cyclegan(json.loads(path.read_text())["config"]["cyclegan"])))
+            return _flat(asdict(MrGanConfig.from_dict(json.loads(path.read_text())["config"]).cyclegan))
         except (ValueError, KeyError, TypeError):
             continue  # a damaged run file: the next one tells, or the stages' own checks will
     return None
@@ -164,8 +164,10 @@ def check_gan_overrides(folder: Path, overrides: dict | None, scale: str = "quic
         diff = ", ".join(f"{k} {have.get(k)} there, {recipe.get(k)} here"
                          for k in sorted(set(have) | set(recipe)) if have.get(k) != recipe.get(k))
         raise ValueError(f"{folder}: holds Table 3 runs of another GAN recipe ({diff}): use another --out")
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"overrides": want, "recipe": recipe}, indent=2) + "\n")
+    record = {"overrides": want, "recipe": recipe}
+    if saved != record:  # seeds run side by side read this file: written once, or upgraded once
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def _render_config(seed: int, base=None):
