@@ -571,7 +571,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
               help="What stage 2 (and later) maps: refined real <-> refined synthetic, real <-> refined "
                    "synthetic, or refined real <-> synthetic.")
 @click.option("--scale", default="paper", show_default=True, type=click.Choice(["paper", "quick"]),
-              help="paper: the appendix's schedule (a GPU's work); quick: one stage in < 30 min on 2 CPU cores.")
+              help="paper: the appendix's schedule (a GPU's work); quick: one stage in 17-55 min on 2 CPU cores.")
 @click.option("--iterations", type=click.IntRange(1), default=None, help="Override the iterations per stage.")
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="Override the batch size.")
 @click.option("--pretrain", default=None, metavar="G,D",
