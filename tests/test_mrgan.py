@@ -3,6 +3,7 @@ files, and refining (on disk and on the fly) with a trained run. Tiny networks o
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -17,6 +18,8 @@ from train.mrgan import (
     Refiner,
     SyntheticBatches,
     finished_stages,
+    format_gap_progress,
+    gap_progress,
     load_gan_recipe,
     mrgan_preset,
     stage_sides,
@@ -52,8 +55,9 @@ def _data(n=24, size=16):
 
 
 def _cfg(**kw) -> MrGanConfig:
+    kw = {"gap_every": 0, **kw}
     return MrGanConfig(stages=2, mapping="rr-rs", image_size=16, cyclegan=TINY, checkpoint_every=3,
-                       sample_every=5, log_every=2, gap_every=0, device="cpu", **kw)
+                       sample_every=5, log_every=2, device="cpu", **kw)
 
 
 def test_mapping_sides():
@@ -124,6 +128,41 @@ def test_two_stages_train_chain_and_refine(tmp_path):
     assert torch.equal(out, by_hand)
     assert torch.equal(ref.real_domain(real.images[:5]), real_side)
     assert torch.equal(Refiner.load(tmp_path / "run", stage=1).s2r(syn.images[:5]), first)
+
+
+def test_the_gap_measured_while_training_is_the_refiners_and_is_reported(tmp_path):
+    """KID is logged after pre-training and every gap_every iterations; the last figure is the KID of what the
+    saved generators make of the held-out renders, and the finished run reports each stage's progress."""
+    from train.gap import FeatureNet, kid_fid
+    from train.models import build_model
+
+    real, syn = _data()
+    torch.manual_seed(0)
+    net = FeatureNet(build_model("resnet20", 2), list(real.class_names), 16, "test")
+    cfg = _cfg(gap_every=3, gap_images=12)
+    lines: list[str] = []
+    info = train_mrgan(cfg, real, syn, tmp_path / "run", feature_net=net, progress=False, log=lines.append)
+    from train.report import read_metrics
+
+    pre = TINY.pretrain_g + TINY.pretrain_d
+    for k in (1, 2):
+        kid_rows = [r for r in read_metrics(tmp_path / "run" / f"stage-{k}" / "metrics.csv") if "kid_to_real" in r]
+        assert [r["step"] for r in kid_rows] == [pre, pre + 3, pre + 6]
+    s_u8, _ = SyntheticBatches(syn, TINY.seed).held_out(12)
+    f_real, _ = net.features_and_logits(torch.as_tensor(real.images))
+    for k in (1, 2):
+        refined = Refiner.load(tmp_path / "run", stage=k).s2r(s_u8)
+        by_hand = kid_fid(f_real, net.features_and_logits(refined)[0], subsets=20)[0]
+        assert info["gap"][k - 1]["kid_to_real"] == pytest.approx(by_hand, rel=1e-5, abs=1e-8)  # metrics.csv: 6 digits
+    raw = kid_fid(f_real, net.features_and_logits(s_u8)[0], subsets=20)[0]
+    assert info["gap"][0]["kid_raw"] == pytest.approx(raw, rel=1e-5, abs=1e-8)
+    assert info["gap"] == gap_progress(tmp_path / "run")
+    assert [r["stage"] for r in info["gap"]] == [1, 2]
+    assert info["gap"][0]["closed"] == pytest.approx(1 - info["gap"][0]["kid_to_real"] / info["gap"][0]["kid_raw"])
+    report = format_gap_progress(info["gap"])
+    assert len(report) == 2 and all(line in lines for line in report)
+    assert "to its real side" in report[1] and "to its real side" not in report[0]
+    assert json.loads((tmp_path / "run" / "mrgan.json").read_text())["gap"] == info["gap"]
 
 
 def test_kill_and_resume_gives_the_same_weights(tmp_path, monkeypatch):

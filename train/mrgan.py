@@ -418,7 +418,47 @@ def train_mrgan(cfg: MrGanConfig, real, synthetic, out: Path, feature_net=None, 
             atomic_write_text(run_path, json.dumps(info, indent=2) + "\n")
     finally:
         source.close()
+    gap = gap_progress(out)
+    if gap:  # what a user asks first of a finished run: did refinement move the renders toward the photos?
+        info["gap"] = gap
+        atomic_write_text(run_path, json.dumps(info, indent=2) + "\n")
+        for line in format_gap_progress(gap):
+            log(line)
     return info
+
+
+def gap_progress(out: Path) -> list[dict]:
+    """Per trained stage of RUN, the domain gap as training measured it (KID in the gap meter's features):
+    raw renders to real, refined synthetic to real and to the stage's real side at the first measurement (when
+    pre-training ended) and the last, and the share of the raw gap to real images that refinement closed.
+    Stages trained with --gap-every 0 are left out."""
+    from .report import read_metrics
+
+    report, k = [], 1
+    while (Path(out) / f"stage-{k}").is_dir():
+        rows = [r for r in read_metrics(Path(out) / f"stage-{k}" / "metrics.csv") if "kid_to_real" in r]
+        k += 1
+        if not rows:
+            continue
+        first, last = rows[0], rows[-1]
+        report.append({"stage": k - 1, "step": last["step"], "kid_raw": last["kid_raw"],
+                       "kid_to_real_first": first["kid_to_real"], "kid_to_real": last["kid_to_real"],
+                       "kid_to_target_first": first["kid_to_target"], "kid_to_target": last["kid_to_target"],
+                       "closed": 1.0 - last["kid_to_real"] / last["kid_raw"] if last["kid_raw"] > 0 else None})
+    return report
+
+
+def format_gap_progress(report: list[dict]) -> list[str]:
+    """One line per stage of gap_progress's report, in KID x 100 (lower: closer)."""
+    lines = []
+    for r in report:
+        closed = "" if r["closed"] is None else f" ({100 * r['closed']:.0f} % of the raw gap closed)"
+        target = ("" if r["stage"] == 1 else
+                  f"; to its real side {100 * r['kid_to_target_first']:.2f} -> {100 * r['kid_to_target']:.2f}")
+        lines.append(f"stage {r['stage']}: KID x 100 to real: raw renders {100 * r['kid_raw']:.2f}, refined "
+                     f"{100 * r['kid_to_real_first']:.2f} after pre-training -> {100 * r['kid_to_real']:.2f} at step "
+                     f"{r['step']}{closed}{target}")
+    return lines
 
 
 def _stage_complete(stage_dir: Path, cfg: MrGanConfig, k: int) -> bool:
@@ -641,4 +681,5 @@ def plot_losses(path: Path, rows: list[dict], title: str) -> None:
 
 
 __all__ = ["MAPPINGS", "ImagePool", "MrGanConfig", "Refiner", "SyntheticBatches", "finished_stages",
-           "load_generators", "mrgan_preset", "read_run", "stage_sides", "train_mrgan"]
+           "format_gap_progress", "gap_progress", "load_generators", "mrgan_preset", "read_run", "stage_sides",
+           "train_mrgan"]
