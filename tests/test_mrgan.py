@@ -112,6 +112,10 @@ def test_two_stages_train_chain_and_refine(tmp_path):
         stage = tmp_path / "run" / f"stage-{k}"
         assert (stage / "metrics.csv").is_file() and (stage / "losses.png").is_file()
         assert sorted(p.name for p in stage.glob("samples-*.png")) == ["samples-000005.png", "samples-000010.png"]
+        from PIL import Image
+
+        with Image.open(stage / "samples-000010.png") as sheet:  # 16 px at zoom 3, 5 columns (the last: the diff)
+            assert sheet.size[0] == 190 + 5 * (16 * 3 + 2)
     ref = Refiner.load(tmp_path / "run")
     assert ref.stages == 2 and ref.moves_real()
     out = ref.s2r(syn.images[:5])
@@ -163,6 +167,18 @@ def test_the_gap_measured_while_training_is_the_refiners_and_is_reported(tmp_pat
     assert len(report) == 2 and all(line in lines for line in report)
     assert "to its real side" in report[1] and "to its real side" not in report[0]
     assert json.loads((tmp_path / "run" / "mrgan.json").read_text())["gap"] == info["gap"]
+
+
+def test_the_sample_sheets_difference_column_is_the_amplified_change():
+    from train.cyclegan import to_uint8
+    from train.mrgan import DIFF_GAIN, _amplified_difference
+
+    a = torch.zeros(1, 3, 2, 2)
+    b = a.clone()
+    b[0, 0, 0, 0], b[0, 1, 1, 1], b[0, 2, 0, 1] = 0.1, -0.1, 1.0  # 12.75 levels, -12.75, 127.5 (clipped x gain)
+    diff = to_uint8(_amplified_difference(a, b))
+    assert diff[0, 0, 0, 0] == round(0.1 * DIFF_GAIN * 127.5) and diff[0, 1, 1, 1] == diff[0, 0, 0, 0]
+    assert diff[0, 2, 0, 1] == 255 and diff[0, 0, 1, 1] == 0
 
 
 def test_kill_and_resume_gives_the_same_weights(tmp_path, monkeypatch):

@@ -611,8 +611,10 @@ def _fixed_examples(source: SyntheticBatches, real_images, real_labels, n_classe
 
 
 def sample_sheet(path: Path, prev: Refiner, st: StageState, fixed, class_names: list[str], k: int) -> None:
-    """One row per example: synthetic S | refined by stage 1 | ... | by stage k | cycled back through stage k;
-    for real images: real R | stage k's real side Y_k | mapped to synthetic by F_k | cycled back."""
+    """One row per example: synthetic S | refined by stage 1 | ... | by stage k | cycled back through stage k |
+    what stages 1..k changed (|S - stage k|, amplified); for real images: real R | stage k's real side Y_k |
+    mapped to synthetic by F_k | cycled back | what F_k changed (|Y_k - F_k(Y_k)|, amplified). Refinement at
+    32 px is often too subtle to see side by side, the amplified difference shows where it acts."""
     from .report import samples_sheet
 
     s, sl, r, rl = fixed
@@ -633,14 +635,25 @@ def sample_sheet(path: Path, prev: Refiner, st: StageState, fixed, class_names: 
         rcols = [y, yk, fake_s, st.g_sr(fake_s)]
     st.g_sr.train()
     st.g_rs.train()
+    cols.append(_amplified_difference(x, fake_r))
+    rcols.append(_amplified_difference(yk, fake_s))
     rows = []
     steps = "".join(f" > {j}" for j in range(1, k + 1))
     for i in range(len(s)):
-        rows.append((f"{class_names[int(sl[i])]}: S{steps} | cycle", [to_uint8(c[i]).cpu().numpy() for c in cols]))
+        rows.append((f"{class_names[int(sl[i])]}: S{steps} | cycle | x{DIFF_GAIN} diff",
+                     [to_uint8(c[i]).cpu().numpy() for c in cols]))
     for i in range(len(r)):
-        rows.append((f"{class_names[int(rl[i])]}: R | Y{k} | F{k} | cycle",
+        rows.append((f"{class_names[int(rl[i])]}: R | Y{k} | F{k} | cycle | x{DIFF_GAIN} diff",
                      [to_uint8(c[i]).cpu().numpy() for c in rcols]))
-    samples_sheet(path, rows)
+    samples_sheet(path, rows, zoom=3)
+
+
+DIFF_GAIN = 4
+
+
+def _amplified_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| x DIFF_GAIN per channel, as a signed image (black: unchanged), for to_uint8."""
+    return (a - b).abs().mul(DIFF_GAIN).clamp(0, 2).sub(1)
 
 
 def plot_losses(path: Path, rows: list[dict], title: str) -> None:
