@@ -24,6 +24,15 @@ def test_table3_runs_every_row_and_resumes(tiny_real, default_models, tmp_path):
     # one stage 1 for every mapping: the copies hold the same generators
     ref = (gan / "rr-rs" / "stage-1" / "generators.pt").read_bytes()
     assert (gan / "rr-s" / "stage-1" / "generators.pt").read_bytes() == ref
+    # the no-GAN row's pool: the raw pool through the photo-statistics map the sweep fitted and kept
+    import numpy as np
+    import torch
+
+    from train.colour_match import PhotoStats
+
+    pools = tmp_path / "table3" / "pools" / "seed-0"
+    raw, stats = (np.load(pools / f"{k}-96.npz")["images"] for k in ("raw", "stats"))
+    assert np.array_equal(PhotoStats.load(pools / "stats.json").s2r(torch.from_numpy(raw)).numpy(), stats)
     chosen = json.loads((tmp_path / "table3" / "chosen_ratios.json").read_text())
     assert chosen["real + MrGAN r-rs"][0] in ("1:1", "1:7")
     # a second call finds every run finished: nothing is trained again

@@ -4,6 +4,8 @@ and mixed with real images, every stage-2 mapping.
 Per seed s, under OUT/table3/:
     gan/seed-s/rr-rs/       MrGAN, 2 stages; its stage 1 is the CycleGAN of the CycleGAN rows
     gan/seed-s/r-rs, rr-s/  stage 1 copied from rr-rs (stage 1 does not depend on the mapping), stage 2 trained
+    pools/seed-s/stats.json the photo-statistics map of the "(no GAN)" rows, fitted on the raw pool and the
+                            real train images (train/colour_match.py)
     pools/seed-s/<key>.npz  the synthetic images every classifier row of that seed draws from: the first
                             POOL_IMAGES images of the default render stream, raw or refined (refining a pool
                             once gives the pixels on-the-fly refinement gives, tested, at a fraction of the cost:
@@ -34,18 +36,20 @@ MAPPINGS = ("rr-rs", "r-rs", "rr-s")
 class Row:
     name: str
     ratio: str  # "1:0", "0:1" or "auto"
-    refiner: str | None = None  # None (raw), "cyclegan", or a mapping (2-stage MrGAN)
+    refiner: str | None = None  # None (raw), "stats" (colour_match, no GAN), "cyclegan", or a mapping (MrGAN)
     refine_real: bool = False
 
 
 TABLE3 = [
     Row("real only", "1:0"),
     Row("synthetic only: no refinement", "0:1"),
+    Row("synthetic only: photo statistics (no GAN)", "0:1", "stats"),  # not in the paper: the GAN's baseline
     Row("synthetic only: CycleGAN-refined", "0:1", "cyclegan"),
     Row("synthetic only: MrGAN-refined", "0:1", "rr-rs", True),  # the paper's row: rr-rs, refined-real test
     Row("synthetic only: MrGAN r-rs", "0:1", "r-rs"),
     Row("synthetic only: MrGAN rr-s, refined-real test", "0:1", "rr-s", True),
     Row("real + synthetic (no refinement)", "auto"),
+    Row("real + photo-statistics synthetic (no GAN)", "auto", "stats"),
     Row("real + CycleGAN-refined synthetic", "auto", "cyclegan"),
     Row("real + MrGAN-refined synthetic", "auto", "rr-rs", True),
     Row("real + MrGAN r-rs", "auto", "r-rs"),
@@ -180,8 +184,9 @@ def _render_config(seed: int, base=None):
 
 
 def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, class_names: list[str],
-         n: int = POOL_IMAGES, render_base=None) -> Pool:
-    """The seed's synthetic pool, raw (key None) or refined by a refiner key, cached as .npz."""
+         n: int = POOL_IMAGES, render_base=None, photos: torch.Tensor | None = None) -> Pool:
+    """The seed's synthetic pool, raw (key None) or refined by a refiner key, cached as .npz. photos: the real
+    train images (uint8 (N, 3, H, W)) the "stats" key fits its map to."""
     from .cifar_da import _atomic_savez
     from .datasets import RenderStream
 
@@ -201,6 +206,15 @@ def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, cl
         if (labels < 0).any():  # models outside the classes: RenderStream keeps them in block mode
             keep = labels >= 0
             images, labels = images[keep], labels[keep]
+    elif key == "stats":
+        from .colour_match import PhotoStats
+
+        if photos is None:
+            raise ValueError("the photo-statistics pool needs the real train images")
+        raw = pool(out, seed, None, runs, models, class_names, n, render_base)
+        stats = PhotoStats.fit(raw.images, photos)
+        stats.save(path.parent / "stats.json")
+        images, labels = stats.s2r(raw.images), raw.labels
     else:
         raw = pool(out, seed, None, runs, models, class_names, n, render_base)
         ref = _refiner(key, runs)
@@ -263,7 +277,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     text = ""
     for seed in seeds:
         runs = gan_runs(out, seed, splits["train"], models, scale, net, progress, log, gan_overrides,
-                        render_base, needed={row.refiner for row in chosen if row.refiner})
+                        render_base, needed={row.refiner for row in chosen if row.refiner not in (None, "stats")})
         for row in TABLE3:
             candidates = ratios if row.ratio == "auto" else (row.ratio,)
             folder = out / "table3" / slug(row.name) / f"seed-{seed}"
@@ -284,7 +298,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                 ref = _refiner(row.refiner, runs)
                 real = {k: v.mapped(ref.real_domain) for k, v in splits.items()}
             syn = None if row.ratio == "1:0" else pool(out, seed, row.refiner, runs, models, classes, pool_images,
-                                                       render_base)
+                                                       render_base, photos=splits["train"].images)
             if syn is not None and gap_images:
                 gaps_by_seed.setdefault(row.name, []).append(
                     _gap(folder / "gap.json", net, real["train"], syn, gap_images))
