@@ -650,8 +650,11 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
 
 
 @main.command("refine")
-@click.option("--run", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A `mixreal train mrgan` run.")
+@click.option("--match-photos", "photos", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of a run: a CIFAR-DA photo folder whose train split's colour statistics the renders "
+                   "are moved onto, row by row, with no network (the baseline a GAN has to beat).")
 @click.option("--input", "src", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A `mixreal render` folder or a CIFAR-DA folder.")
 @click.option("--direction", default="s2r", show_default=True, type=click.Choice(["s2r", "r2s"]),
@@ -660,17 +663,25 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--quiet", is_flag=True)
-def refine(run, src, direction, stage, device, out, quiet):
+def refine(run, photos, src, direction, stage, device, out, quiet):
     """Write a refined copy of a dataset, in the layout it came in (labels, manifest, latent parameters kept;
-    the refining run and stage recorded). Running it again finishes an interrupted job."""
+    the refining run and stage, or the photo folder, recorded). Running it again finishes an interrupted job."""
     from train.loop import pick_device
-    from train.refine import refine_folder
+    from train.refine import match_folder, refine_folder
 
+    if (run is None) == (photos is None):
+        _fail("give one of --run RUN (a trained MrGAN) or --match-photos DATA (colour statistics, no network)")
+    if photos is not None and (direction != "s2r" or stage is not None):
+        _fail("--match-photos maps renders toward the photos: no --direction r2s or --stage")
     try:
-        info = refine_folder(run, src, out, direction, stage, pick_device(device), progress=not quiet)
+        if photos is not None:
+            info = match_folder(photos, src, out, progress=not quiet)
+        else:
+            info = refine_folder(run, src, out, direction, stage, pick_device(device), progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    click.echo(f"{info['images']} images refined ({direction}, {info['mapping']} stage {info['stage']}) -> {out}")
+    how = f"photo statistics of {photos}" if photos is not None else f"{info['mapping']} stage {info['stage']}"
+    click.echo(f"{info['images']} images refined ({direction}, {how}) -> {out}")
 
 
 def _real_split(folder: Path, split: str):

@@ -116,3 +116,33 @@ def test_bad_gan_recipes_are_refused_in_one_line(tiny_real, rendered32, tmp_path
     recipe.write_text("lr_d = 2e-4")
     r = _run("experiment", "table1", "--gan-config", recipe, "--out", tmp_path / "t")
     assert r.exit_code == 1 and "table1 trains no GAN" in r.output
+
+
+def test_match_photos_refines_a_rendered_folder_with_no_network(tiny_real, rendered32, tmp_path):
+    from train.colour_match import PhotoStats
+
+    out = tmp_path / "matched"
+    r = _run("refine", "--match-photos", tiny_real, "--input", rendered32, "--out", out, "--quiet")
+    assert r.exit_code == 0, r.output
+    raw, ref = RenderedDataset(rendered32), RenderedDataset(out)
+    assert [e["path"] for e in ref.entries] == [e["path"] for e in raw.entries]
+    assert np.array_equal(ref.labels, raw.labels) and ref.params(0) == raw.params(0)
+    assert ref.entries[0]["refined"]["photo_stats"] == str(tiny_real.resolve())
+    # every image is the fitted map of its render, the map kept beside them
+    stats = PhotoStats.load(out / "photo-stats.json")
+    assert torch.equal(ref[3][0], stats.s2r(raw[3][0][None])[0])
+    photos = RealDataset.from_split(tiny_real, "train").images.double()
+    rows = lambda x: x.mean(dim=(0, 3))  # noqa: E731
+    matched = torch.stack([ref[i][0] for i in range(len(ref))]).double()
+    rendered = torch.stack([raw[i][0] for i in range(len(raw))]).double()
+    assert (rows(matched) - rows(photos)).abs().mean() < 0.2 * (rows(rendered) - rows(photos)).abs().mean()
+    # resumable with the same map; another photo folder in the same --out is refused in one line
+    victim = out / ref.entries[2]["path"]
+    before = victim.read_bytes()
+    victim.unlink()
+    assert _run("refine", "--match-photos", tiny_real, "--input", rendered32, "--out", out, "--quiet").exit_code == 0
+    assert victim.read_bytes() == before
+    r = _run("refine", "--match-photos", rendered32.parent, "--input", rendered32, "--out", out, "--quiet")
+    assert r.exit_code != 0 and "other settings" in r.output and "Traceback" not in r.output
+    r = _run("refine", "--input", rendered32, "--out", tmp_path / "x", "--quiet")
+    assert r.exit_code != 0 and "--match-photos" in r.output

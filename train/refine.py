@@ -1,4 +1,5 @@
-"""`mixreal refine`: a dataset passed through a trained MrGAN run, written in the layout it came in.
+"""`mixreal refine`: a dataset passed through a trained MrGAN run (or, with no network, moved onto a photo set's
+colour statistics: train/colour_match.py), written in the layout it came in.
 
 A rendered folder (OUT/<class>/*.png + manifest.jsonl) stays one: same paths, labels and latent parameters,
 each manifest entry gaining `refined` (run, stage, direction). A CIFAR-DA folder (train/val/test .npz) stays
@@ -44,6 +45,63 @@ def _check_settings(out: Path, settings: dict) -> None:
         atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
+FIT_IMAGES = 20_000  # renders the photo-statistics map is fitted on (evenly spaced over a larger folder)
+STATS_FILE = "photo-stats.json"
+
+
+def match_folder(photos: Path, src: Path, out: Path, progress: bool = True) -> dict:
+    """Renders of `src` moved onto the colour statistics of the photo folder's train split, row by row; the
+    fitted map is kept in OUT/photo-stats.json, so a resumed job maps the rest with the same numbers."""
+    from .colour_match import PhotoStats
+    from .datasets import RealDataset
+
+    src, out = Path(src), Path(out)
+    if src.resolve() == out.resolve():
+        raise ValueError(f"{out}: the output folder must differ from the input")
+    kind = input_kind(src)
+    settings = {"photo_stats": str(Path(photos).resolve()), "direction": "s2r", "input": str(src.resolve())}
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, settings)
+    if (out / STATS_FILE).is_file():
+        stats = PhotoStats.load(out / STATS_FILE)
+    else:
+        real = RealDataset.from_split(photos, "train").images
+        renders = _sample_images(src, kind, FIT_IMAGES)
+        if renders.shape[1:] != real.shape[1:]:
+            raise ValueError(f"{src}: images of {renders.shape[-1]} px, the photos in {photos} are "
+                             f"{real.shape[-1]} px: render at the photos' size")
+        stats = PhotoStats.fit(renders, real)
+        stats.save(out / STATS_FILE)
+    count = (_refine_rendered if kind == "rendered" else _refine_cifar_da)(stats.s2r, src, out, settings, progress)
+    return {**settings, "kind": kind, "images": count}
+
+
+def _sample_images(src: Path, kind: str, n: int) -> torch.Tensor:
+    """Up to n images of a folder, evenly spaced, uint8 (N, 3, H, W)."""
+    if kind == "cifar-da":
+        with np.load(src / "train.npz", allow_pickle=False) as d:
+            x = d["images"]
+        idx = np.linspace(0, len(x) - 1, min(n, len(x))).astype(int)
+        return torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2).contiguous()
+    from renderer.export import MANIFEST, read_manifest
+
+    entries = read_manifest(src / MANIFEST)
+    if not entries:
+        raise ValueError(f"{src / MANIFEST}: empty manifest")
+    idx = np.linspace(0, len(entries) - 1, min(n, len(entries))).astype(int)
+    return torch.from_numpy(np.stack([_read_rgb(src / entries[i]["path"]) for i in idx])).permute(0, 3, 1, 2)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise ValueError(f"{path}: unreadable image ({exc})") from None
+
+
 def refine_folder(run: Path, src: Path, out: Path, direction: str, stage: int | None = None,
                   device: str | torch.device = "cpu", progress: bool = True) -> dict:
     """Refine every image of `src` into `out`; returns what refine.json records."""
@@ -75,8 +133,6 @@ def _chunks(n: int, progress: bool, what: str):
 def _refine_rendered(fn, src: Path, out: Path, settings: dict, progress: bool) -> int:
     import shutil
 
-    from PIL import Image
-
     from renderer.export import MANIFEST, SETTINGS, atomic_write_text, read_manifest, save_png
 
     entries = read_manifest(src / MANIFEST)
@@ -85,19 +141,12 @@ def _refine_rendered(fn, src: Path, out: Path, settings: dict, progress: bool) -
     todo = [e for e in entries if not (out / e["path"]).is_file()]
     for lo in _chunks(len(todo), progress, str(src)):
         part = todo[lo:lo + CHUNK]
-        images = []
-        for e in part:
-            path = src / e["path"]
-            try:
-                with Image.open(path) as im:
-                    images.append(np.asarray(im.convert("RGB")))
-            except OSError as exc:
-                raise ValueError(f"{path}: unreadable image ({exc})") from None
+        images = [_read_rgb(src / e["path"]) for e in part]
         refined = fn(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous())
         for e, image in zip(part, refined.permute(0, 2, 3, 1).numpy(), strict=True):
             (out / e["path"]).parent.mkdir(parents=True, exist_ok=True)
             save_png(out / e["path"], np.ascontiguousarray(image))
-    tag = {"run": settings["run"], "stage": settings["stage"], "direction": settings["direction"]}
+    tag = {k: settings[k] for k in ("run", "stage", "photo_stats", "direction") if k in settings}
     atomic_write_text(out / MANIFEST, "".join(json.dumps({**e, "refined": tag}) + "\n" for e in entries))
     if (src / SETTINGS).is_file() and not (out / SETTINGS).is_file():
         shutil.copyfile(src / SETTINGS, out / SETTINGS)
