@@ -472,8 +472,9 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random crop (4 px padding) + horizontal flip.")
 @stream_options
-@click.option("--refiner", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A `mixreal train mrgan` run: every synthetic batch is refined by it on the fly (s2r).")
+@click.option("--refiner", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A `mixreal train mrgan` run, or a photo-stats.json written by `mixreal refine --match-photos`: "
+                   "every synthetic batch is refined by it on the fly (s2r).")
 @click.option("--refiner-stage", type=click.IntRange(1), default=None,
               help="Refine through this stage of --refiner (default: its last; 1 is a plain CycleGAN).")
 @click.option("--refine-real", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -525,7 +526,13 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
             from train.loop import pick_device
 
             gan_device = pick_device(device)  # the generators run where the classifier trains
-        if refiner is not None:
+        if refiner is not None and refiner.is_file():  # photo statistics: no network, no stages
+            from train.colour_match import PhotoStats
+
+            if refiner_stage is not None:
+                _fail(f"{refiner}: photo statistics have no stages (--refiner-stage)")
+            transform, notes["refiner"] = PhotoStats.load(refiner).s2r, str(refiner.resolve())
+        elif refiner is not None:
             from train.mrgan import Refiner
 
             ref = Refiner.load(refiner, refiner_stage, gan_device)

@@ -146,3 +146,20 @@ def test_match_photos_refines_a_rendered_folder_with_no_network(tiny_real, rende
     assert r.exit_code != 0 and "other settings" in r.output and "Traceback" not in r.output
     r = _run("refine", "--input", rendered32, "--out", tmp_path / "x", "--quiet")
     assert r.exit_code != 0 and "--match-photos" in r.output
+    # on the fly: the kept map as --refiner gives the pixels the matched folder holds, and trains
+    idx = [0, 1, 4, 7]
+    batch = torch.stack([raw[i][0] for i in idx])
+    is_real = torch.tensor([True, False, False, False])
+    on_the_fly = refine_synthetic(batch, is_real, PhotoStats.load(out / "photo-stats.json").s2r)
+    assert torch.equal(on_the_fly[0], batch[0])
+    assert torch.equal(on_the_fly[1:], torch.stack([ref[i][0] for i in idx[1:]]))
+    run = tmp_path / "clf"
+    r = _run("train", "classify", "--real", tiny_real, "--synthetic", rendered32, "--ratio", "1:1", "--epochs", "1",
+             "--batch-size", "16", "--scale", "quick", "--workers", "0", "--refiner", out / "photo-stats.json",
+             "--out", run, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "summary.json").read_text())["config"]["refiner"] == str(out / "photo-stats.json")
+    (tmp_path / "bad.json").write_text("{}")
+    r = _run("train", "classify", "--real", tiny_real, "--synthetic", rendered32, "--ratio", "1:1", "--refiner",
+             tmp_path / "bad.json", "--out", tmp_path / "c", "--quiet")
+    assert r.exit_code == 1 and "bad.json" in r.output and len(r.output.strip().splitlines()) == 1
