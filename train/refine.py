@@ -72,8 +72,7 @@ def match_folder(photos: Path, src: Path, out: Path, progress: bool = True) -> d
                              f"{real.shape[-1]} px: render at the photos' size")
         stats = PhotoStats.fit(renders, real)
         stats.save(out / STATS_FILE)
-    count = (_refine_rendered if kind == "rendered" else _refine_cifar_da)(stats.s2r, src, out, settings, progress)
-    return {**settings, "kind": kind, "images": count}
+    return _write_copy(stats.s2r, kind, src, out, settings, progress)
 
 
 def _sample_images(src: Path, kind: str, n: int) -> torch.Tensor:
@@ -117,6 +116,11 @@ def refine_folder(run: Path, src: Path, out: Path, direction: str, stage: int | 
                 "input": str(src.resolve()), "mapping": ref.mapping}
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
+    return _write_copy(fn, kind, src, out, settings, progress)
+
+
+def _write_copy(fn, kind: str, src: Path, out: Path, settings: dict, progress: bool) -> dict:
+    """Every image of src through fn into out, in src's layout; what refine.json records, with the count."""
     count = (_refine_rendered if kind == "rendered" else _refine_cifar_da)(fn, src, out, settings, progress)
     return {**settings, "kind": kind, "images": count}
 
