@@ -592,12 +592,15 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
                    "generators' pre-training is skipped unless --pretrain says otherwise.")
 @click.option("--gan-config", "gan_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="TOML file of recipe overrides on the --scale preset (keys: iterations, batch_size, "
-              "g_updates, pretrain_g, pretrain_d, lr_g, lr_d, residual_blocks, identity_skip, norm_scale_mean); "
-              "the options here override it.")
+              "g_updates, pretrain_g, pretrain_d, lr_g, lr_d, keep, residual_blocks, identity_skip, "
+              "norm_scale_mean); the options here override it.")
 @click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the generators' learning rate (appendix: 2e-4).")
 @click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the discriminators' learning rate (appendix: 1e-5).")
+@click.option("--keep", type=click.Choice(["last", "best"]), default=None,
+              help="Which generators each stage hands on: the last (the appendix, the default) or those with the "
+                   "lowest KID to the stage's target among the gap measurements (cuts back a stage that drifts).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--gap-every", type=click.IntRange(0), default=None,
               help="Measure KID (refined synthetic vs real) every N iterations (0: never).")
@@ -612,7 +615,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--quiet", is_flag=True)
 def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgrounds, textures, supersample, stages,
                     mapping, scale, iterations, batch_size, pretrain, residual_blocks, identity_skip, gan_config, lr_g,
-                    lr_d, seed, gap_every, sample_every, checkpoint_every, features_run, compile_, device, out, quiet):
+                    lr_d, keep, seed, gap_every, sample_every, checkpoint_every, features_run, compile_, device, out,
+                    quiet):
     """Train MrGAN: CycleGANs in stages mapping synthetic <-> real images (class-aligned batches).
 
     Writes RUN/mrgan.json and RUN/stage-K/ (checkpoint.pt, generators.pt, metrics.csv, losses.png, TensorBoard
@@ -639,7 +643,8 @@ def train_mrgan_cmd(real_dir, synthetic, stream, variations, config_file, backgr
             _fail(f"no synthetic images for {', '.join(syn.missing_classes)}: batches cannot be class-aligned")
         size = int(real.images.shape[-1])
         given = dict(iterations=iterations, batch_size=batch_size, pretrain_g=pre_g, pretrain_d=pre_d,
-                     residual_blocks=residual_blocks, identity_skip=identity_skip, lr_g=lr_g, lr_d=lr_d)
+                     residual_blocks=residual_blocks, identity_skip=identity_skip, lr_g=lr_g, lr_d=lr_d,
+                     keep=keep)
         recipe = {**(load_gan_recipe(gan_config) if gan_config else {}),
                   **{k: v for k, v in given.items() if v is not None}}
         cfg = mrgan_preset(scale, image_size=size, stages=stages, mapping=mapping, **recipe, seed=seed,

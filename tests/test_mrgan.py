@@ -260,3 +260,90 @@ def test_identity_skip_generators_train_and_refine(tmp_path):
     assert skip.networks.norm_scale_mean == 1.0  # the appendix's ~0 scales leave a skipped generator frozen
     assert mrgan_preset("quick").cyclegan.networks.norm_scale_mean == 0.0  # the appendix's, without the skip
     assert mrgan_preset("quick", identity_skip=True, pretrain_g=50).cyclegan.pretrain_g == 50
+
+
+def _feature_net(real):
+    from train.gap import FeatureNet
+    from train.models import build_model
+
+    torch.manual_seed(0)
+    return FeatureNet(build_model("resnet20", 2), list(real.class_names), 16, "test")
+
+
+def test_keep_best_hands_on_the_generators_of_the_lowest_kid_and_resumes(tmp_path, monkeypatch):
+    """keep = "best": each stage hands on the generators of its lowest measured KID to its target (stage 1: the
+    real images; stage 2 of rr-rs: stage-1 refined real), and a kill between measurements loses nothing."""
+    import train.loop
+    from train.gap import kid_fid
+    from train.report import read_metrics
+
+    real, syn = _data()
+    net = _feature_net(real)
+    # identity-skip generators start as the identity, which on these near-identical domains measures best:
+    # stage 1 keeps an earlier step than its last
+    tiny = replace(TINY, pretrain_g=0, networks=replace(TINY.networks, identity_skip=True))
+    cfg = replace(_cfg(gap_every=3, gap_images=12), cyclegan=tiny)
+    best_cfg = replace(cfg, cyclegan=replace(tiny, keep="best"))
+    train_mrgan(cfg, real, syn, tmp_path / "last", feature_net=net, progress=False, log=lambda m: None)
+    lines: list[str] = []
+    info = train_mrgan(best_cfg, real, syn, tmp_path / "best", feature_net=net, progress=False, log=lines.append)
+    s_u8, _ = SyntheticBatches(syn, TINY.seed).held_out(12)
+    f_real, _ = net.features_and_logits(torch.as_tensor(real.images))
+    total = tiny.pretrain_d + tiny.iterations
+    for k in (1, 2):
+        rows = [r for r in read_metrics(tmp_path / "best" / f"stage-{k}" / "metrics.csv") if "kid_to_target" in r]
+        best = min(rows, key=lambda r: r["kid_to_target"])
+        saved = torch.load(tmp_path / "best" / f"stage-{k}" / GENERATORS, weights_only=True)
+        assert saved["step"] == best["step"]
+        assert info["gap"][k - 1]["step"] == best["step"] and info["gap"][k - 1]["trained_to"] == total
+        assert info["gap"][k - 1]["kid_to_target"] == pytest.approx(best["kid_to_target"])
+        if k == 1:  # stage 1's target is the real images: the kept generators' KID, measured again by hand
+            refined = Refiner.load(tmp_path / "best", stage=1).s2r(s_u8)
+            by_hand = kid_fid(f_real, net.features_and_logits(refined)[0], subsets=20)[0]
+            assert by_hand == pytest.approx(best["kid_to_target"], rel=1e-5, abs=1e-8)
+            # keep changes what is handed on, not how the stage trains: its last weights are keep=last's
+            last = torch.load(tmp_path / "last" / "stage-1" / GENERATORS, weights_only=True)
+            ckpt = torch.load(tmp_path / "best" / "stage-1" / "checkpoint.pt", weights_only=True)
+            assert all(torch.equal(w, ckpt["stage"]["g_sr"][n]) for n, w in last["g_sr"].items())
+            assert best["step"] < total
+            assert not all(torch.equal(w, saved["g_sr"][n]) for n, w in last["g_sr"].items())
+            assert any(f"stage 1: keeping the generators of step {best['step']}" in m for m in lines)
+            assert (tmp_path / "best" / "stage-1" / f"samples-kept-{best['step']:06d}.png").is_file()
+            assert "(kept; trained to" in format_gap_progress(info["gap"])[0]
+    # killed right after the step-6 checkpoint (best so far: step 2's), resumed: the same generators handed on
+    save = train.loop.save_checkpoint
+
+    def killed_after_step_6(path, state):
+        save(path, state)
+        if state.get("step") == 6 and path.name == "checkpoint.pt":
+            raise KeyboardInterrupt
+
+    one = replace(best_cfg, stages=1)
+    monkeypatch.setattr(train.loop, "save_checkpoint", killed_after_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train_mrgan(one, real, syn, tmp_path / "part", feature_net=net, progress=False, log=lambda m: None)
+    monkeypatch.setattr(train.loop, "save_checkpoint", save)
+    train_mrgan(one, real, syn, tmp_path / "part", feature_net=net, progress=False, log=lambda m: None)
+    a = torch.load(tmp_path / "best" / "stage-1" / GENERATORS, weights_only=True)
+    b = torch.load(tmp_path / "part" / "stage-1" / GENERATORS, weights_only=True)
+    assert a["step"] == b["step"]
+    assert all(torch.equal(w, b["g_sr"][n]) for n, w in a["g_sr"].items())
+
+
+def test_keep_best_needs_the_gap_meter_and_a_known_value(tmp_path):
+    real, syn = _data()
+    with pytest.raises(ValueError, match="gap_every > 0"):
+        MrGanConfig(stages=1, image_size=16, cyclegan=replace(TINY, keep="best"), gap_every=0)
+    with pytest.raises(ValueError, match="one of last, best"):
+        MrGanConfig(stages=1, image_size=16, cyclegan=replace(TINY, keep="first"))
+    cfg = replace(_cfg(gap_every=3, gap_images=12), cyclegan=replace(TINY, keep="best"))
+    with pytest.raises(ValueError, match="feature network"):
+        train_mrgan(cfg, real, syn, tmp_path / "run", progress=False, log=lambda m: None)
+    assert not (tmp_path / "run" / "stage-1").exists()  # refused before any work
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('keep = "best"\nlr_d = 2e-4\n')
+    assert load_gan_recipe(recipe) == {"keep": "best", "lr_d": 2e-4}
+    assert mrgan_preset("quick", **load_gan_recipe(recipe)).cyclegan.keep == "best"
+    recipe.write_text('keep = "bestest"\n')
+    with pytest.raises(ValueError, match="recipe.toml: keep = 'bestest': expected one of 'last', 'best'"):
+        load_gan_recipe(recipe)

@@ -47,6 +47,10 @@ class CycleGanConfig:
     pretrain_d: int = 500
     seed: int = 0
     networks: GanNetworks = field(default_factory=GanNetworks)
+    # which generators a stage hands on: "last" (the appendix: the end of the schedule) or "best" (those with
+    # the lowest KID to the stage's target among the gap measurements: a stage that drifts after its best
+    # point, as stage 2 does at quick scale, is cut back to it; needs the gap meter while training)
+    keep: str = "last"
 
     def lr_factor(self, iteration: int) -> float:
         if iteration < self.decay_start:

@@ -48,6 +48,8 @@ MAPPINGS = {"rr-rs": ("rs", "rr"), "r-rs": ("rs", "r"), "rr-s": ("s", "rr")}  # 
 RUN_FILE = "mrgan.json"
 GENERATORS = "generators.pt"
 CHECKPOINT = "checkpoint.pt"
+BEST = "best-generators.pt"  # the generators at the lowest KID to the stage's target so far (keep = "best")
+KEEP = ("last", "best")
 KIND = "mixreal-mrgan-stage"
 REFINE_CHUNK = 256  # images per generator call when refining: bounds memory, not results
 
@@ -72,6 +74,10 @@ class MrGanConfig:
             raise ValueError(f"unknown mapping {self.mapping!r}: one of {', '.join(MAPPINGS)}")
         if self.stages < 1:
             raise ValueError(f"stages={self.stages}: at least 1")
+        if self.cyclegan.keep not in KEEP:
+            raise ValueError(f"keep = {self.cyclegan.keep!r}: one of {', '.join(KEEP)}")
+        if self.cyclegan.keep == "best" and not self.gap_every:
+            raise ValueError("keep = best picks generators by their measured KID: it needs gap_every > 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,7 +103,7 @@ def _networks(d: dict) -> GanNetworks:
 
 # What a GAN recipe may override (`mrgan_preset`'s keywords, and the keys of a --gan-config file), with types
 _GAN_KEYS = {"iterations": int, "batch_size": int, "g_updates": int, "pretrain_g": int, "pretrain_d": int,
-             "lr_g": float, "lr_d": float}
+             "lr_g": float, "lr_d": float, "keep": str}
 _NET_KEYS = {"residual_blocks": int, "identity_skip": bool, "norm_scale_mean": float}
 _MAY_BE_ZERO = {"pretrain_g", "pretrain_d", "norm_scale_mean"}
 
@@ -119,7 +125,11 @@ def load_gan_recipe(path: Path) -> dict:
             hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(sorted(types))})"
             raise ValueError(f"{path}: unknown key {key!r}{hint}")
         want = types[key]
-        if want is bool:
+        if want is str:
+            if value not in KEEP:
+                raise ValueError(f"{path}: {key} = {value!r}: expected one of {', '.join(map(repr, KEEP))}")
+            ok = True
+        elif want is bool:
             ok = isinstance(value, bool)
         else:  # a count or a rate: positive, except the two that may be switched off with 0
             number = isinstance(value, want if want is int else (int, float)) and not isinstance(value, bool)
@@ -402,6 +412,8 @@ def train_mrgan(cfg: MrGanConfig, real, synthetic, out: Path, feature_net=None, 
         old = json.loads(run_path.read_text())
         if old.get("class_names") != classes or old["config"]["mapping"] != cfg.mapping:
             raise ValueError(f"{out}: holds a MrGAN run with another mapping or classes; use another --out")
+    if cfg.cyclegan.keep == "best" and feature_net is None:
+        raise ValueError("keep = best picks generators by their measured KID: give the gap meter's feature network")
     atomic_write_text(run_path, json.dumps(info, indent=2) + "\n")
     device = pick_device(cfg.device)
     source = SyntheticBatches(synthetic, cfg.cyclegan.seed)
@@ -430,18 +442,24 @@ def train_mrgan(cfg: MrGanConfig, real, synthetic, out: Path, feature_net=None, 
 def gap_progress(out: Path) -> list[dict]:
     """Per trained stage of RUN, the domain gap as training measured it (KID in the gap meter's features):
     raw renders to real, refined synthetic to real and to the stage's real side at the first measurement (when
-    pre-training ended) and the last, and the share of the raw gap to real images that refinement closed.
-    Stages trained with --gap-every 0 are left out."""
+    pre-training ended) and at the generators the stage handed on (the last measurement, or the best with
+    keep = "best"; "trained_to" is the last step), and the share of the raw gap to real images that refinement
+    closed. Stages trained with --gap-every 0 are left out."""
+    from .loop import load_checkpoint
     from .report import read_metrics
 
     report, k = [], 1
     while (Path(out) / f"stage-{k}").is_dir():
-        rows = [r for r in read_metrics(Path(out) / f"stage-{k}" / "metrics.csv") if "kid_to_real" in r]
+        stage_dir = Path(out) / f"stage-{k}"
+        rows = [r for r in read_metrics(stage_dir / "metrics.csv") if "kid_to_real" in r]
         k += 1
         if not rows:
             continue
         first, last = rows[0], rows[-1]
-        report.append({"stage": k - 1, "step": last["step"], "kid_raw": last["kid_raw"],
+        if (stage_dir / GENERATORS).is_file():
+            kept_step = load_checkpoint(stage_dir / GENERATORS).get("step")
+            last = next((r for r in rows if r["step"] == kept_step), last)
+        report.append({"stage": k - 1, "step": last["step"], "trained_to": rows[-1]["step"], "kid_raw": last["kid_raw"],
                        "kid_to_real_first": first["kid_to_real"], "kid_to_real": last["kid_to_real"],
                        "kid_to_target_first": first["kid_to_target"], "kid_to_target": last["kid_to_target"],
                        "closed": 1.0 - last["kid_to_real"] / last["kid_raw"] if last["kid_raw"] > 0 else None})
@@ -453,11 +471,12 @@ def format_gap_progress(report: list[dict]) -> list[str]:
     lines = []
     for r in report:
         closed = "" if r["closed"] is None else f" ({100 * r['closed']:.0f} % of the raw gap closed)"
+        kept = "" if r.get("trained_to", r["step"]) == r["step"] else f" (kept; trained to {r['trained_to']})"
         target = ("" if r["stage"] == 1 else
                   f"; to its real side {100 * r['kid_to_target_first']:.2f} -> {100 * r['kid_to_target']:.2f}")
         lines.append(f"stage {r['stage']}: KID x 100 to real: raw renders {100 * r['kid_raw']:.2f}, refined "
                      f"{100 * r['kid_to_real_first']:.2f} after pre-training -> {100 * r['kid_to_real']:.2f} at step "
-                     f"{r['step']}{closed}{target}")
+                     f"{r['step']}{kept}{closed}{target}")
     return lines
 
 
@@ -493,6 +512,7 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
     st = new_stage(g, cfg.image_size, device, compile=cfg.compile and can_compile(device, log))
     ckpt = out / CHECKPOINT
     step = 0
+    best: dict | None = None  # {"step", "kid_to_target"} of BEST's generators (keep = "best")
     if ckpt.is_file():
         state = load_checkpoint(ckpt)
         if not isinstance(state, dict) or state.get("kind") != KIND or "stage" not in state:
@@ -501,6 +521,7 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
             raise RunMismatch(f"{out}: holds a stage trained with other settings; use another --out")
         _load_stage_state(st, state["stage"])
         step = int(state["step"])
+        best = state.get("best")
         log(f"stage {k}: resuming after step {step}")
     rows = [r for r in read_metrics(out / "metrics.csv") if r["step"] <= step]
     total = _total_steps(g)
@@ -559,21 +580,41 @@ def _train_stage(cfg: MrGanConfig, k: int, prev: Refiner, real, source: Syntheti
                 f" (raw {100 * row['kid_raw']:.2f})")
             if writer is not None:
                 writer.add_scalar(f"stage{k}/kid_to_real", row["kid_to_real"], done)
+            if g.keep == "best" and (best is None or row["kid_to_target"] < best["kid_to_target"]):
+                # written before the checkpoint that records it: a kill between the two re-measures the same step
+                save_checkpoint(out / BEST, _generators_state(st, g, cfg, k, real.class_names, done))
+                best = {"step": done, "kid_to_target": row["kid_to_target"]}
         if cfg.sample_every and (done % cfg.sample_every == 0 or done == total):
             sample_sheet(out / f"samples-{done:06d}.png", prev, st, fixed, real.class_names, k)
         if done % cfg.checkpoint_every == 0 or done == total:
             save_checkpoint(ckpt, {"kind": KIND, "stage": _stage_state_dict(st), "step": done,
-                                   "config": _comparable(cfg, k)})
+                                   "config": _comparable(cfg, k), "best": best})
             write_metrics(out / "metrics.csv", rows)
     if bar is not None:
         bar.close()
     if writer is not None:
         writer.close()
     write_metrics(out / "metrics.csv", rows)
-    save_checkpoint(out / GENERATORS, {"kind": KIND, "g_sr": st.g_sr.state_dict(), "g_rs": st.g_rs.state_dict(),
-                                       "networks": asdict(g.networks), "config": _comparable(cfg, k),
-                                       "stage": k, "mapping": cfg.mapping, "class_names": list(real.class_names)})
-    plot_losses(out / "losses.png", rows, f"stage {k} ({'S <-> R' if k == 1 else cfg.mapping})")
+    title = f"stage {k} ({'S <-> R' if k == 1 else cfg.mapping})"
+    if g.keep == "best" and best is not None and best["step"] != total:
+        kept = load_checkpoint(out / BEST)
+        st.g_sr.load_state_dict(kept["g_sr"])
+        st.g_rs.load_state_dict(kept["g_rs"])
+        log(f"stage {k}: keeping the generators of step {best['step']} (KID x 100 to the stage's target "
+            f"{100 * best['kid_to_target']:.2f}, the lowest measured)")
+        if cfg.sample_every:
+            sample_sheet(out / f"samples-kept-{best['step']:06d}.png", prev, st, fixed, real.class_names, k)
+        title += f", kept: step {best['step']}"
+    save_checkpoint(out / GENERATORS, _generators_state(st, g, cfg, k, real.class_names,
+                                                        best["step"] if g.keep == "best" and best else total))
+    plot_losses(out / "losses.png", rows, title)
+
+
+def _generators_state(st: StageState, g: CycleGanConfig, cfg: MrGanConfig, k: int, class_names, step: int) -> dict:
+    """What a stage hands on (GENERATORS, BEST): its two generators and what they were trained with."""
+    return {"kind": KIND, "g_sr": st.g_sr.state_dict(), "g_rs": st.g_rs.state_dict(),
+            "networks": asdict(g.networks), "config": _comparable(cfg, k), "stage": k, "mapping": cfg.mapping,
+            "class_names": list(class_names), "step": step}
 
 
 def _gap_reference(k: int, prev: Refiner, gap_set, real_images, net, device) -> dict:
