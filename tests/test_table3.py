@@ -87,6 +87,9 @@ def test_a_sweep_folder_holds_one_resolved_gan_recipe(tmp_path):
         check_gan_overrides(folder, {"lr_d": 2e-4}, "quick")
     with pytest.raises(ValueError, match="iterations"):
         check_gan_overrides(folder, {}, "paper")
+    # which generators a stage hands on changes every refined pool: another recipe too
+    with pytest.raises(ValueError, match="keep last there, best here"):
+        check_gan_overrides(folder, {"keep": "best"}, "quick")
 
     # the runs on disk say what was trained, whatever gan.json holds: a folder whose GANs ran with lr_d 2e-4
     # under a gan.json of the overrides alone (as session 14 wrote it) and an unchanged preset
