@@ -498,7 +498,7 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     command again resumes after the last completed epoch.
     """
     from train.config import preset
-    from train.loop import RunMismatch, checkpoint_path, train_classifier
+    from train.loop import RunMismatch, checkpoint_path, choose_ratio, train_classifier
     from train.mixing import Ratio
 
     ratios = AUTO_RATIOS if ratio == "auto" else (ratio,)
@@ -553,12 +553,12 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     if len(ratios) > 1:
         from train.report import write_summary
 
-        best = max(results, key=lambda k: results[k]["best_val_acc"])
+        best = choose_ratio(results)
+        keys = ("best_val_acc", "best_val_loss", "test_acc_at_best_val")
         write_summary(out / "summary.json", {"chosen_ratio": best, **results[best],
-                                             "by_ratio": {k: {"best_val_acc": v["best_val_acc"],
-                                                              "test_acc_at_best_val": v["test_acc_at_best_val"]}
+                                             "by_ratio": {k: {key: v[key] for key in keys if key in v}
                                                           for k, v in results.items()}})
-        click.echo(f"ratio auto: chose {best} by validation accuracy")
+        click.echo(f"ratio auto: chose {best} by validation accuracy (ties: the lower validation loss)")
         summary = results[best]
     else:
         summary = results[ratios[0]]

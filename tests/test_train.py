@@ -22,8 +22,8 @@ from tests.conftest import REPO
 from train.cifar_da import RealSplit, write
 from train.config import preset
 from train.datasets import RealDataset
-from train.loop import train_classifier
-from train.report import write_summary
+from train.loop import choose_ratio, train_classifier
+from train.report import read_metrics, write_summary
 
 
 def test_a_tiny_run_overfits_a_small_batch(tmp_path):
@@ -149,9 +149,22 @@ def test_ratio_auto_picks_by_validation(tiny_real, rendered32, tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["by_ratio"]) == {"1:1", "1:3", "1:7", "1:15"}
-    best = max(summary["by_ratio"], key=lambda k: summary["by_ratio"][k]["best_val_acc"])
+    by = summary["by_ratio"]
+    best = max(by, key=lambda k: (by[k]["best_val_acc"], -by[k]["best_val_loss"]))
     assert summary["chosen_ratio"] == best and f"chose {best}" in r.output
-    assert all((out / f"ratio-{k.replace(':', '-')}" / "metrics.csv").is_file() for k in summary["by_ratio"])
+    for k in by:  # the loss that breaks ties is the one the best epoch measured
+        rows = read_metrics(out / f"ratio-{k.replace(':', '-')}" / "metrics.csv")
+        at_best = max(rows, key=lambda row: row["val_acc"])  # the first best epoch, as the loop keeps it
+        assert by[k]["best_val_loss"] == pytest.approx(at_best["val_loss"], rel=1e-5) and at_best["val_loss"] > 0
+
+
+def test_choose_ratio_breaks_ties_by_validation_loss():
+    """A 200-image validation split moves in 0.5 % steps, so two ratios often tie on accuracy."""
+    tie = {"1:1": {"best_val_acc": 0.795, "best_val_loss": 0.61}, "1:7": {"best_val_acc": 0.795, "best_val_loss": 0.55}}
+    assert choose_ratio(tie) == "1:7"
+    assert choose_ratio({**tie, "1:3": {"best_val_acc": 0.8, "best_val_loss": 0.9}}) == "1:3"  # accuracy first
+    old = {"1:1": {"best_val_acc": 0.795}, "1:7": {"best_val_acc": 0.795}}  # runs recorded before the loss was
+    assert choose_ratio(old) == "1:1"
 
 
 def test_synthetic_only_stream_takes_render_options_and_the_mixed_budget(default_models, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from renderer.export import atomic_write_bytes, atomic_write_text
 
-COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_acc", "test_acc", "seconds", "images_per_s"]
+COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss", "test_acc", "seconds", "images_per_s"]
 
 
 INT_COLUMNS = {"epoch", "step", "iteration"}

@@ -321,7 +321,9 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
 
 def _record(row: Row, summaries: dict[str, dict], results: dict, details: dict) -> None:
     """A row's result for one seed: its run, or for a mixed row the ratio the validation split chose."""
-    best = max(summaries, key=lambda r: summaries[r]["best_val_acc"])
+    from .loop import choose_ratio
+
+    best = choose_ratio(summaries)
     results[row.name].append(summaries[best]["test_acc_at_best_val"])
     details[row.name].append({**summaries[best], "chosen_ratio": best})
 
