@@ -163,7 +163,7 @@ def test_choose_ratio_breaks_ties_by_validation_loss():
     tie = {"1:1": {"best_val_acc": 0.795, "best_val_loss": 0.61}, "1:7": {"best_val_acc": 0.795, "best_val_loss": 0.55}}
     assert choose_ratio(tie) == "1:7"
     assert choose_ratio({**tie, "1:3": {"best_val_acc": 0.8, "best_val_loss": 0.9}}) == "1:3"  # accuracy first
-    old = {"1:1": {"best_val_acc": 0.795}, "1:7": {"best_val_acc": 0.795}}  # runs recorded before the loss was
+    old = {"1:1": {"best_val_acc": 0.795}, "1:7": {"best_val_acc": 0.795}}  # recorded before the loss was kept
     assert choose_ratio(old) == "1:1"
 
 

@@ -320,7 +320,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                    "seconds": seconds, "images_per_s": seen / max(seconds, 1e-9)}
             rows.append(row)
             if writer is not None:
-                for k in ("train_loss", "train_acc", "val_acc", "test_acc", "lr", "images_per_s"):
+                for k in ("train_loss", "train_acc", "val_acc", "val_loss", "test_acc", "lr", "images_per_s"):
                     writer.add_scalar(k, row[k], epoch + 1)
                 writer.flush()
             improved = val_acc > best["val_acc"]  # the same on every rank: the same weights, the same images
