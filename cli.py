@@ -578,7 +578,8 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
               help="What stage 2 (and later) maps: refined real <-> refined synthetic, real <-> refined "
                    "synthetic, or refined real <-> synthetic.")
 @click.option("--scale", default="paper", show_default=True, type=click.Choice(["paper", "quick"]),
-              help="paper: the appendix's schedule (a GPU's work); quick: one stage in 17-55 min on 2 CPU cores.")
+              help="paper: the appendix as written (a GPU's work); quick: one stage in 15-35 min on 2 CPU cores, "
+                   "with the recipe that worked at that length (README).")
 @click.option("--iterations", type=click.IntRange(1), default=None, help="Override the iterations per stage.")
 @click.option("--batch-size", type=click.IntRange(2), default=None, help="Override the batch size.")
 @click.option("--pretrain", default=None, metavar="G,D",
@@ -586,10 +587,11 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
                    "discriminators (e.g. 1000,500 as in the appendix).")
 @click.option("--blocks", "residual_blocks", type=click.IntRange(1), default=None,
               help="Override the generator's residual blocks (appendix: 9).")
-@click.option("--identity-skip", is_flag=True, default=None,
+@click.option("--identity-skip/--no-identity-skip", default=None,
               help="Generators output tanh(atanh(input) + network), starting as the identity (not in the "
-                   "appendix); norm scales then start around 1 (the reference code's init) and the "
-                   "generators' pre-training is skipped unless --pretrain says otherwise.")
+                   "appendix; quick's default); norm scales then start around 1 (the reference code's init) and "
+                   "the generators' pre-training is skipped unless --pretrain says otherwise. --no-identity-skip: "
+                   "the appendix's generators, learning the identity in pre-training.")
 @click.option("--gan-config", "gan_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="TOML file of recipe overrides on the --scale preset (keys: iterations, batch_size, "
               "g_updates, pretrain_g, pretrain_d, lr_g, lr_d, keep, residual_blocks, identity_skip, "
@@ -597,10 +599,11 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
 @click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=None,
               help="Override the generators' learning rate (appendix: 2e-4).")
 @click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=None,
-              help="Override the discriminators' learning rate (appendix: 1e-5).")
+              help="Override the discriminators' learning rate (appendix: 1e-5; quick: 2e-4).")
 @click.option("--keep", type=click.Choice(["last", "best"]), default=None,
-              help="Which generators each stage hands on: the last (the appendix, the default) or those with the "
-                   "lowest KID to the stage's target among the gap measurements (cuts back a stage that drifts).")
+              help="Which generators each stage hands on: the last (the appendix; paper's default) or those with the "
+                   "lowest KID to the stage's target among the gap measurements (cuts back a stage that drifts; "
+                   "quick's default, 'last' there when --gap-every is 0).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--gap-every", type=click.IntRange(0), default=None,
               help="Measure KID (refined synthetic vs real) every N iterations (0: never).")
@@ -926,9 +929,10 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
               help="TOML render settings (see mixreal config show) every synthetic row starts from; each row "
                    "still switches its own variations on and off, and renders at the real images' size with the "
                    "run's seed. Recorded in OUT/<table>/render.json: another config needs another --out.")
-@click.option("--identity-skip", is_flag=True, help="table3: MrGAN generators that start as the identity "
-              "(`train mrgan --identity-skip`; not in the appendix). Recorded in OUT/table3/gan.json: a folder holds "
-              "one GAN recipe, and another is refused, naming the settings that differ.")
+@click.option("--identity-skip/--no-identity-skip", default=None, help="table3: MrGAN generators that start as "
+              "the identity or not (`train mrgan --identity-skip`; not in the appendix; quick's default). Recorded "
+              "in OUT/table3/gan.json: a folder holds one GAN recipe, and another is refused, naming the settings "
+              "that differ.")
 @click.option("--gan-config", "gan_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="table3: a TOML file of MrGAN recipe overrides (as `train mrgan --gan-config`), "
               "e.g. lr_d = 2e-4. Recorded in OUT/table3/gan.json like --identity-skip.")
@@ -949,14 +953,15 @@ def experiment(table, variant, scale, seeds, cifar10, cifar100, models, workers,
     except ValueError:
         _fail(f"--seeds {seeds!r}: expected a comma list of integers")
     row_list = parse_rows(rows) if rows else None
-    if (identity_skip or gan_config) and table != "table3":
-        _fail(f"--{'identity-skip' if identity_skip else 'gan-config'}: {table} trains no GAN (table3 does)")
+    if (identity_skip is not None or gan_config) and table != "table3":
+        flag = "gan-config" if gan_config else "identity-skip" if identity_skip else "no-identity-skip"
+        _fail(f"--{flag}: {table} trains no GAN (table3 does)")
     from renderer.config_file import load_config
     from train.mrgan import load_gan_recipe
 
     gan_overrides = _or_fail(load_gan_recipe, gan_config) if gan_config is not None else None
-    if identity_skip:
-        gan_overrides = {**(gan_overrides or {}), "identity_skip": True}
+    if identity_skip is not None:
+        gan_overrides = {**(gan_overrides or {}), "identity_skip": identity_skip}
     paper, paper_label = None, None
     if paper_file is not None:
         paper = _or_fail(load_paper_values, paper_file, table, variant)

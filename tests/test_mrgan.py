@@ -76,8 +76,23 @@ def test_presets_and_config_round_trip():
     assert quick.cyclegan.iterations < paper.cyclegan.iterations
     short = mrgan_preset("quick", iterations=100)
     assert short.cyclegan.decay_start == 50  # the schedule keeps its shape
-    fast_d = mrgan_preset("quick", lr_d=2e-4).cyclegan
-    assert fast_d.lr_d == 2e-4 and fast_d.lr_g == quick.cyclegan.lr_g
+    slow_d = mrgan_preset("quick", lr_d=1e-5).cyclegan
+    assert slow_d.lr_d == 1e-5 and slow_d.lr_g == quick.cyclegan.lr_g
+    # quick's own recipe (README): identity-started generators, D at G's rate, the stage's best generators
+    g = quick.cyclegan
+    assert g.networks.identity_skip and g.networks.norm_scale_mean == 1.0 and g.pretrain_g == 0
+    assert (g.lr_d, g.keep, quick.gap_every > 0) == (g.lr_g, "best", True)
+    assert mrgan_preset("quick", gap_every=0).cyclegan.keep == "last"  # best is picked by the meter
+    with pytest.raises(ValueError, match="gap_every > 0"):  # asked for without the meter: refused
+        mrgan_preset("quick", gap_every=0, keep="best")
+    # paper is the appendix as written
+    p = paper.cyclegan
+    assert not p.networks.identity_skip and p.networks.norm_scale_mean == 0.0
+    assert (p.lr_d, p.keep, p.pretrain_g, p.pretrain_d) == (1e-5, "last", 1000, 500)
+    # the README's appendix-at-quick-length recipe turns all three back: the appendix's networks and rates
+    old = mrgan_preset("quick", identity_skip=False, lr_d=1e-5, keep="last").cyclegan
+    assert old.networks == replace(p.networks, residual_blocks=3)
+    assert (old.lr_d, old.keep, old.pretrain_g) == (p.lr_d, p.keep, 600)
     assert MrGanConfig.from_dict(quick.to_dict()) == quick
 
 
@@ -255,11 +270,14 @@ def test_identity_skip_generators_train_and_refine(tmp_path):
     out = ref.s2r(syn.images[:6])
     moved = (out.float() - syn.images[:6].float()).abs().mean()
     assert 0 < moved < 60  # trained away from the identity it started as, and still near its input
-    skip = mrgan_preset("quick", identity_skip=True).cyclegan
-    assert skip.networks.identity_skip and skip.pretrain_g == 0 and skip.pretrain_d == 300
+    skip = mrgan_preset("paper", identity_skip=True).cyclegan
+    assert skip.networks.identity_skip and skip.pretrain_g == 0 and skip.pretrain_d == 500
     assert skip.networks.norm_scale_mean == 1.0  # the appendix's ~0 scales leave a skipped generator frozen
-    assert mrgan_preset("quick").cyclegan.networks.norm_scale_mean == 0.0  # the appendix's, without the skip
-    assert mrgan_preset("quick", identity_skip=True, pretrain_g=50).cyclegan.pretrain_g == 50
+    assert mrgan_preset("paper", identity_skip=True, pretrain_g=50).cyclegan.pretrain_g == 50
+    # quick skips by default; without the skip it is the appendix's networks, pre-trained toward the identity
+    plain = mrgan_preset("quick", identity_skip=False).cyclegan
+    assert not plain.networks.identity_skip and plain.networks.norm_scale_mean == 0.0 and plain.pretrain_g == 600
+    assert mrgan_preset("quick", identity_skip=False, pretrain_g=50).cyclegan.pretrain_g == 50
 
 
 def _feature_net(real):

@@ -26,7 +26,8 @@ def gan_run(tiny_real, rendered32, tmp_path_factory):
     recipe.write_text("lr_d = 2e-4\nresidual_blocks = 2\n")  # --blocks below wins over the file
     r = _run("train", "mrgan", "--real", tiny_real, "--synthetic", rendered32, "--stages", "2", "--mapping", "rr-rs",
              "--scale", "quick", "--iterations", "3", "--pretrain", "2,1", "--blocks", "1", "--batch-size", "8",
-             "--gan-config", recipe, "--gap-every", "0", "--sample-every", "3", "--no-compile", "--out", out, "--quiet")
+             "--gan-config", recipe, "--gap-every", "0", "--sample-every", "3", "--no-compile", "--no-identity-skip",
+             "--out", out, "--quiet")
     assert r.exit_code == 0, r.output
     return out
 
@@ -36,6 +37,10 @@ def test_train_mrgan_writes_every_stage(gan_run):
     assert cfg["stages_done"] == 2 and cfg["config"]["mapping"] == "rr-rs"
     gan = cfg["config"]["cyclegan"]
     assert gan["lr_d"] == 2e-4 and gan["lr_g"] == 2e-4 and gan["networks"]["residual_blocks"] == 1
+    # --no-identity-skip: the appendix's generators (quick's default starts them as the identity); no gap
+    # meter, so the last generators are kept
+    assert not gan["networks"]["identity_skip"] and gan["networks"]["norm_scale_mean"] == 0.0
+    assert gan["pretrain_g"] == 2 and gan["keep"] == "last"
     for k in (1, 2):
         names = {p.name for p in (gan_run / f"stage-{k}").iterdir()}
         assert {"generators.pt", "checkpoint.pt", "metrics.csv", "losses.png", "samples-000003.png"} <= names
@@ -116,6 +121,8 @@ def test_bad_gan_recipes_are_refused_in_one_line(tiny_real, rendered32, tmp_path
     recipe.write_text("lr_d = 2e-4")
     r = _run("experiment", "table1", "--gan-config", recipe, "--out", tmp_path / "t")
     assert r.exit_code == 1 and "table1 trains no GAN" in r.output
+    r = _run("experiment", "table2", "--no-identity-skip", "--out", tmp_path / "t")
+    assert r.exit_code == 1 and "--no-identity-skip: table2 trains no GAN" in r.output
 
 
 def test_match_photos_refines_a_rendered_folder_with_no_network(tiny_real, rendered32, tmp_path):

@@ -65,7 +65,7 @@ def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tm
     with pytest.raises(ValueError, match="no row of table3 matches"):
         run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["nonsense"], **args)
     # another GAN recipe in the same folder would read this one's pools and rows as its own: refused
-    other = dict(args, gan_overrides={**tiny, "identity_skip": True, "sample_every": 2})
+    other = dict(args, gan_overrides={**tiny, "identity_skip": False, "sample_every": 2})
     with pytest.raises(ValueError, match="identity_skip.*use another --out"):
         run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["=real only"], **other)
     # logging settings are not the recipe: they may change between calls
@@ -83,34 +83,60 @@ def test_a_sweep_folder_holds_one_resolved_gan_recipe(tmp_path):
     assert saved["overrides"] == {} and saved["recipe"]["lr_d"] == mrgan_preset("quick").cyclegan.lr_d
     # the preset's own value asked for explicitly is the same recipe; logging settings are no recipe at all
     check_gan_overrides(folder, {"lr_d": mrgan_preset("quick").cyclegan.lr_d, "sample_every": 7}, "quick")
-    with pytest.raises(ValueError, match=r"lr_d .* there, 0\.0002 here.*use another --out"):
-        check_gan_overrides(folder, {"lr_d": 2e-4}, "quick")
+    with pytest.raises(ValueError, match=r"lr_d 0\.0002 there, 1e-05 here.*use another --out"):
+        check_gan_overrides(folder, {"lr_d": 1e-5}, "quick")
     with pytest.raises(ValueError, match="iterations"):
         check_gan_overrides(folder, {}, "paper")
     # which generators a stage hands on changes every refined pool: another recipe too
-    with pytest.raises(ValueError, match="keep last there, best here"):
-        check_gan_overrides(folder, {"keep": "best"}, "quick")
+    with pytest.raises(ValueError, match="keep best there, last here"):
+        check_gan_overrides(folder, {"keep": "last"}, "quick")
+    # so does the gap meter's absence: quick's keep = "best" needs it, and falls back to "last" without it
+    with pytest.raises(ValueError, match="keep best there, last here"):
+        check_gan_overrides(folder, {"gap_every": 0}, "quick")
+    with pytest.raises(ValueError, match="gap_every > 0"):  # asked for without the meter: refused
+        check_gan_overrides(folder, {"gap_every": 0, "keep": "best"}, "quick")
 
-    # the runs on disk say what was trained, whatever gan.json holds: a folder whose GANs ran with lr_d 2e-4
+    # the runs on disk say what was trained, whatever gan.json holds: a folder whose GANs ran with lr_d 1e-5
     # under a gan.json of the overrides alone (as session 14 wrote it) and an unchanged preset
     other = tmp_path / "other"
     run = other / "gan" / "seed-3" / "rr-rs"
     run.mkdir(parents=True)
-    cfg = mrgan_preset("quick", seed=3, lr_d=2e-4).to_dict()
+    cfg = mrgan_preset("quick", seed=3, lr_d=1e-5).to_dict()
     (run / "mrgan.json").write_text(json.dumps({"config": cfg, "class_names": ["a", "b"], "stages_done": 1}))
     (other / "gan.json").write_text("{}\n")
     with pytest.raises(ValueError, match="lr_d"):
         check_gan_overrides(other, {}, "quick")
-    check_gan_overrides(other, {"lr_d": 2e-4}, "quick")  # the seed differs per seed: not part of the recipe
-    assert json.loads((other / "gan.json").read_text())["overrides"] == {"lr_d": 2e-4}  # upgraded
+    check_gan_overrides(other, {"lr_d": 1e-5}, "quick")  # the seed differs per seed: not part of the recipe
+    assert json.loads((other / "gan.json").read_text())["overrides"] == {"lr_d": 1e-5}  # upgraded
 
     # a gan.json of the overrides alone and no run yet: those overrides are the folder's
     legacy = tmp_path / "legacy"
     legacy.mkdir()
-    (legacy / "gan.json").write_text('{"identity_skip": true}\n')
-    with pytest.raises(ValueError, match="identity_skip"):
+    (legacy / "gan.json").write_text('{"lr_d": 1e-05}\n')
+    with pytest.raises(ValueError, match="lr_d"):
         check_gan_overrides(legacy, {}, "quick")
-    check_gan_overrides(legacy, {"identity_skip": True}, "quick")
-    (legacy / "gan.json").write_text('{"identity_')  # cut off mid-write by something other than mixreal
+    check_gan_overrides(legacy, {"lr_d": 1e-5}, "quick")
+    (legacy / "gan.json").write_text('{"lr_d": ')  # cut off mid-write by something other than mixreal
     with pytest.raises(ValueError, match=r"gan\.json: not the sweep's GAN settings"):
-        check_gan_overrides(legacy, {"identity_skip": True}, "quick")
+        check_gan_overrides(legacy, {"lr_d": 1e-5}, "quick")
+
+
+def test_a_sweep_of_the_recipe_file_resumes_under_the_quick_default(tmp_path):
+    """Session 18's Table 3 folder trained its GANs with a recipe file (identity skip, lr_d 2e-4, keep best)
+    that became quick's default: the same recipe, asked for either way, so the folder resumes with or without
+    the file, and one of the appendix's networks is refused."""
+    from train.table3 import check_gan_overrides
+
+    old = {"iterations": 2000, "decay_start": 1000, "batch_size": 32, "lr_g": 0.0002, "lr_d": 0.0002, "beta1": 0.5,
+           "g_updates": 1, "lambda_cycle": 10.0, "lambda_l1": 0.1, "pool_size": 50, "target_label": [0.7, 1.2],
+           "source_label": [0.0, 0.3], "label_keep": 0.9, "pretrain_g": 0, "pretrain_d": 300, "keep": "best",
+           "networks.filters": 32, "networks.residual_blocks": 3, "networks.discriminator": None,
+           "networks.init_std": 0.02, "networks.norm_scale_mean": 1.0, "networks.identity_skip": True}
+    folder = tmp_path / "table3"
+    folder.mkdir()
+    overrides = {"identity_skip": True, "keep": "best", "lr_d": 0.0002}
+    (folder / "gan.json").write_text(json.dumps({"overrides": overrides, "recipe": old}))
+    check_gan_overrides(folder, overrides, "quick")
+    check_gan_overrides(folder, {}, "quick")
+    with pytest.raises(ValueError, match="networks.identity_skip True there, False here"):
+        check_gan_overrides(folder, {"identity_skip": False}, "quick")

@@ -114,7 +114,9 @@ def gan_recipe(scale: str, overrides: dict | None) -> dict:
     which differs between seeds, left out): two ways of asking for the same recipe give the same dict."""
     from .mrgan import mrgan_preset
 
-    cfg = mrgan_preset(scale, **{k: v for k, v in (overrides or {}).items() if k not in _NOT_RECIPE})
+    # gap_every stays: with the meter off, quick's keep = "best" falls back to "last"
+    cfg = mrgan_preset(scale, **{k: v for k, v in (overrides or {}).items()
+                                 if k not in _NOT_RECIPE or k == "gap_every"})
     return _flat(asdict(cfg.cyclegan))
 
 
@@ -148,7 +150,7 @@ def check_gan_overrides(folder: Path, overrides: dict | None, scale: str = "quic
     from renderer.export import atomic_write_text
 
     want = {k: v for k, v in sorted((overrides or {}).items()) if v is not None and k not in _NOT_RECIPE}
-    recipe = gan_recipe(scale, want)
+    recipe = gan_recipe(scale, overrides)
     path = Path(folder) / "gan.json"
     saved = None
     if path.is_file():
