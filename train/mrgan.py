@@ -143,8 +143,8 @@ def load_gan_recipe(path: Path) -> dict:
 
 
 def mrgan_preset(scale: str = "paper", image_size: int = 32, **overrides) -> MrGanConfig:
-    """The appendix's settings (`paper`, as written, for a GPU), or `quick`: one stage in 17 (AVX-512 Xeon)
-    to 35 (AVX2 EPYC) minutes on 2 CPU cores.
+    """The appendix's settings (`paper`, as written, for a GPU), or `quick`: one stage in about 15 (AVX-512
+    Xeon, estimated) to 35 (AVX2 EPYC, measured) minutes on 2 CPU cores.
 
     quick shortens the schedule: 3 residual blocks instead of 9, batch 32 instead of 144, one generator
     update per discriminator update instead of five, 2,000 iterations (decay from 1,000) instead of 40,000,
