@@ -35,10 +35,19 @@ def test_table3_runs_every_row_and_resumes(tiny_real, default_models, tmp_path):
     assert np.array_equal(PhotoStats.load(pools / "stats.json").s2r(torch.from_numpy(raw)).numpy(), stats)
     chosen = json.loads((tmp_path / "table3" / "chosen_ratios.json").read_text())
     assert chosen["real + MrGAN r-rs"][0] in ("1:1", "1:7")
-    # a second call finds every run finished: nothing is trained again
+    # a second call finds every run finished: nothing is trained again, no refiner or pool is even loaded
+    import train.table3 as table3
+
+    def untouched(*a, **k):
+        raise AssertionError("a finished row recomputed its inputs")
+
     logs.clear()
-    run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append, **args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(table3, "pool", untouched)
+        mp.setattr(table3, "_refiner", untouched)
+        again = run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append, **args)
     assert not any(m.startswith("table3 | ") and "ratio" in m for m in logs)
+    assert again == text
 
 
 def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tmp_path):
