@@ -149,3 +149,38 @@ def test_a_sweep_of_the_recipe_file_resumes_under_the_quick_default(tmp_path):
     check_gan_overrides(folder, {}, "quick")
     with pytest.raises(ValueError, match="networks.identity_skip True there, False here"):
         check_gan_overrides(folder, {"identity_skip": False}, "quick")
+
+
+def test_the_gans_kid_by_step_is_gathered_per_stage_and_seed_and_drawn(tmp_path):
+    """gan_kid.png: what each GAN stage measured while training, seed by seed, the generators it kept starred;
+    a stage still training has no star, a stage trained without the meter no line."""
+    from PIL import Image
+
+    from train.loop import save_checkpoint
+    from train.report import plot_kid_panels, write_metrics
+    from train.table3 import gan_gap_panels
+
+    folder = tmp_path / "table3"
+
+    def stage(seed: int, mapping: str, k: int, kids: list[float | None], kept: int | None) -> None:
+        d = folder / "gan" / f"seed-{seed}" / mapping / f"stage-{k}"
+        d.mkdir(parents=True)
+        rows = [{"step": 10, "pretrain_d": 0.5}]  # a pre-training row: no KID
+        rows += [{"step": 100 * (i + 1), "kid_to_real": 2.0, "kid_to_target": kid} for i, kid in enumerate(kids)
+                 if kid is not None]
+        write_metrics(d / "metrics.csv", rows)
+        if kept is not None:
+            save_checkpoint(d / "generators.pt", {"step": kept})
+
+    stage(0, "rr-rs", 1, [1.5, 0.9, 0.4], kept=300)
+    stage(0, "rr-rs", 2, [0.5, 0.2, 0.6], kept=200)  # keep = "best" cut back to step 200
+    stage(10, "rr-rs", 1, [1.2, 0.7], kept=None)  # still training; seed 10 sorts after seed 0 as a number
+    stage(0, "r-rs", 2, [], kept=400)  # trained with --gap-every 0: nothing to draw
+    panels = gan_gap_panels(folder)
+    assert list(panels) == ["stage 1: synthetic -> real", "stage 2 (rr-rs): refined syn. -> refined real"]
+    assert list(panels["stage 1: synthetic -> real"]) == ["seed 0", "seed 10"]
+    assert panels["stage 1: synthetic -> real"]["seed 10"] == {"steps": [100, 200], "kid": [1.2, 0.7], "kept": None}
+    line = panels["stage 2 (rr-rs): refined syn. -> refined real"]["seed 0"]
+    assert line["steps"] == [100, 200, 300] and line["kid"] == pytest.approx([0.5, 0.2, 0.6]) and line["kept"] == 200
+    plot_kid_panels(tmp_path / "gan_kid.png", panels, "test")
+    assert Image.open(tmp_path / "gan_kid.png").size[0] > Image.open(tmp_path / "gan_kid.png").size[1]

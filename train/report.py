@@ -133,3 +133,33 @@ def samples_sheet(path: Path, rows: list[tuple[str, object]], zoom: int = 2) -> 
 
 def write_summary(path: Path, summary: dict) -> None:
     atomic_write_text(Path(path), json.dumps(summary, indent=2) + "\n")
+
+
+def plot_kid_panels(path: Path, panels: dict[str, dict[str, dict]], title: str) -> None:
+    """One panel per GAN stage: KID x 100 by step, one line per run (e.g. seed), the generators the stage kept
+    as a star. panels: {panel title: {line label: {"steps", "kid", "kept"}}} (kid as measured, not x 100;
+    kept: a step or None)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=100, squeeze=False)
+    for ax, (name, lines) in zip(axes[0], panels.items(), strict=True):
+        for label, line in lines.items():
+            (drawn,) = ax.plot(line["steps"], [100 * k for k in line["kid"]], marker="o", ms=3, label=label)
+            if line.get("kept") in line["steps"]:
+                i = line["steps"].index(line["kept"])
+                ax.plot(line["kept"], 100 * line["kid"][i], "*", ms=13, color=drawn.get_color(), mec="black")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step (pre-training included)")
+        ax.set_ylabel("KID x 100 to the stage's target")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title + "  (star: the generators the stage kept)", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())

@@ -252,6 +252,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     from .experiments import _picks, _write_table, check_render_base, row_names, shipped_paper_values, slug
     from .gap import cached_feature_net
     from .loop import train_classifier
+    from .report import plot_kid_panels
 
     chosen = [row for row in TABLE3 if rows is None or any(_picks(r, row.name) for r in rows)]
     if not chosen:
@@ -274,6 +275,9 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                        "accuracy": float(np.mean([g["accuracy"] for g in gs]))}
                 for name, gs in gaps_by_seed.items()}
         _write_ratios(out, details)
+        panels = gan_gap_panels(out / "table3")
+        if panels:
+            plot_kid_panels(out / "table3" / "gan_kid.png", panels, f"table3 on {data} ({scale}): the GANs' KID")
         return _write_table("table3", data, scale, seeds, results, out, paper, details, paper_label, gaps)
 
     text = ""
@@ -351,6 +355,36 @@ def _gap(path: Path, net, real, syn: Pool, n: int) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
     return report.to_dict()
+
+
+_SIDE = {"s": "synthetic", "r": "real", "rs": "refined syn.", "rr": "refined real"}  # refined: by stage 1
+
+
+def gan_gap_panels(folder: Path) -> dict[str, dict[str, dict]]:
+    """The KID each GAN stage of a sweep measured while training, by step, one line per seed (report.py's
+    plot_kid_panels shape): stage 1 once (every mapping shares rr-rs's), then stage 2 of each mapping trained.
+    kept: the step of the generators a finished stage handed on (None while it trains). Stages that measured no
+    KID (--gap-every 0) are left out."""
+    from .loop import load_checkpoint
+    from .mrgan import GENERATORS, stage_sides
+    from .report import read_metrics
+
+    panels: dict[str, dict[str, dict]] = {}
+    seeds = sorted(Path(folder).glob("gan/seed-*"), key=lambda p: int(p.name.split("-")[1]))
+    for mapping, stage in [(MAPPINGS[0], 1), *((m, 2) for m in MAPPINGS)]:
+        syn, real = stage_sides(mapping, stage)
+        name = (f"stage 1: {_SIDE[syn]} -> {_SIDE[real]}" if stage == 1 else
+                f"stage 2 ({mapping}): {_SIDE[syn]} -> {_SIDE[real]}")
+        for seed in seeds:
+            run = seed / mapping
+            rows = [r for r in read_metrics(run / f"stage-{stage}" / "metrics.csv") if "kid_to_target" in r]
+            if not rows:
+                continue
+            done = run / f"stage-{stage}" / GENERATORS  # written when the stage ends: the step it kept
+            kept = load_checkpoint(done).get("step") if done.is_file() else None
+            panels.setdefault(name, {})[seed.name.replace("-", " ")] = {
+                "steps": [r["step"] for r in rows], "kid": [r["kid_to_target"] for r in rows], "kept": kept}
+    return panels
 
 
 def _write_ratios(out: Path, details: dict[str, list[dict]]) -> None:
