@@ -252,8 +252,11 @@ def build_default_models(out: Path | None = None, variants: int = VARIANTS) -> P
     if (out / ".complete").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    from renderer.export import default_mode
+
     tmp = Path(tempfile.mkdtemp(prefix=".default-models-", dir=out.parent))
     try:
+        tmp.chmod(default_mode(directory=True))
         for label in sorted(BUILDERS):
             (tmp / label).mkdir()
             for k in range(variants):

@@ -41,10 +41,29 @@ class RenderSummary:
         return self.rendered / self.seconds if self.seconds > 0 else 0.0
 
 
+# The process's umask, read once (os.umask can only be read by setting it; at import nothing else runs yet).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions open() and mkdir() would give a new file or folder. mkstemp and mkdtemp create theirs
+    private (0600 / 0700) whatever the umask: renamed into place as they are, a dataset or run on shared
+    storage would be unreadable to the colleagues, cluster jobs and servers it is written for."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
+def atomic_temp(path: Path) -> tuple[int, str]:
+    """A temporary file beside PATH (same file system, so os.replace is atomic), with PATH's default mode."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, default_mode())
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = atomic_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -40,6 +40,25 @@ def test_rendered_dataset_reads_images_labels_and_params(rendered):
         assert ds.params(i)["camera"]["fov"] > 0
 
 
+def test_written_files_get_the_permissions_a_plain_write_would(rendered, tmp_path):
+    """Atomic writes go through a private temporary file: renamed into place as it was, every image, manifest
+    and checkpoint would be unreadable to anyone else on shared storage (mode 0600 whatever the umask)."""
+    import stat
+
+    from train.loop import save_checkpoint
+
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")  # what open() gives under this process's umask
+    expected = stat.S_IMODE(plain.stat().st_mode)
+    if expected == 0o600:
+        pytest.skip("umask 077: private is what a plain write gives too, so nothing here could differ")
+    written = [p for p in rendered.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" for p in written) and any(p.name == "manifest.jsonl" for p in written)
+    save_checkpoint(tmp_path / "ckpt.pt", {"step": 1})
+    for path in [*written, tmp_path / "ckpt.pt"]:
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
 def _stream(default_models, **kw):
     cfg = RenderConfig(size=SIZE, seed=11, batch_size=8, variations=VariationConfig.parse("all"))
     return RenderStream(default_models, cfg, with_index=True, **kw)

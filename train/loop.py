@@ -9,7 +9,6 @@ killed and resumed ends with the same weights as one that never stopped.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from renderer.export import atomic_temp
 
 from .config import TrainConfig, epoch_batches
 from .datasets import RealDataset
@@ -122,7 +123,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     """Atomic: a kill mid-save leaves the previous checkpoint intact. torch.save streams into the temp
     file rather than going through atomic_write_bytes, which would hold the whole checkpoint in memory
     once more (AlexNet with its Adam state is about 0.7 GB)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = atomic_temp(path)
     os.close(fd)
     try:
         torch.save(state, tmp)
