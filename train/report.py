@@ -91,6 +91,7 @@ def plot_table(path: Path, results: dict[str, list[float]], title: str, paper: d
             ax.plot([paper[name]] * 2, [i - 0.4, i + 0.4], color="#c0392b", lw=2, zorder=3)  # over the bar
         accs = 100 * np.asarray(results[name], dtype=float)
         if not len(accs):
+            ax.text(1, i, "not run", va="center", fontsize=8, color="grey")
             continue
         ax.barh(i, accs.mean(), xerr=accs.std(ddof=1) if len(accs) > 1 else 0, color="#7aa6c2", capsize=3)
         ax.plot(accs, [i] * len(accs), "k.", ms=4)
@@ -98,8 +99,8 @@ def plot_table(path: Path, results: dict[str, list[float]], title: str, paper: d
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
-    ax.set_xlabel("test accuracy on real images (%): bar = mean, dots = seeds, whisker = std"
-                  + (", red = paper" if paper else ""))
+    ax.set_xlabel("test accuracy on real images (%)\nbar = mean, dots = seeds, whisker = std"
+                  + (", red = paper" if paper else ""), fontsize=9)  # one line was cut off at the figure's edge
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
