@@ -41,7 +41,8 @@ class RenderSummary:
         return self.rendered / self.seconds if self.seconds > 0 else 0.0
 
 
-# The process's umask, read once (os.umask can only be read by setting it; at import nothing else runs yet).
+# The process's umask, read once at import: os.umask can only be read by setting it, so it is set and put back
+# at once (a file another thread created in between would get 022, not worth a lock).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 

@@ -275,15 +275,15 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                        "accuracy": float(np.mean([g["accuracy"] for g in gs]))}
                 for name, gs in gaps_by_seed.items()}
         _write_ratios(out, details)
-        panels = gan_gap_panels(out / "table3")
-        if panels:
-            plot_kid_panels(out / "table3" / "gan_kid.png", panels, f"table3 on {data} ({scale}): the GANs' KID")
         return _write_table("table3", data, scale, seeds, results, out, paper, details, paper_label, gaps)
 
     text = ""
     for seed in seeds:
         runs = gan_runs(out, seed, splits["train"], models, scale, net, progress, log, gan_overrides,
                         render_base, needed={row.refiner for row in chosen if row.refiner not in (None, "stats")})
+        panels = gan_gap_panels(out / "table3")  # redrawn as each seed's GANs finish, not after every row
+        if panels:
+            plot_kid_panels(out / "table3" / "gan_kid.png", panels, f"table3 on {data} ({scale}): the GANs' KID")
         for row in TABLE3:
             candidates = ratios if row.ratio == "auto" else (row.ratio,)
             folder = out / "table3" / slug(row.name) / f"seed-{seed}"
