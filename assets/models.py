@@ -7,6 +7,7 @@ and colours. `build_default_models()` writes them as GLB files in the standard m
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -256,7 +257,8 @@ def build_default_models(out: Path | None = None, variants: int = VARIANTS) -> P
 
     tmp = Path(tempfile.mkdtemp(prefix=".default-models-", dir=out.parent))
     try:
-        tmp.chmod(default_mode(directory=True))
+        with contextlib.suppress(OSError):  # a mount that refuses chmod keeps mkdtemp's private folder
+            tmp.chmod(default_mode(directory=True))
         for label in sorted(BUILDERS):
             (tmp / label).mkdir()
             for k in range(variants):

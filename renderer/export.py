@@ -57,7 +57,10 @@ def default_mode(directory: bool = False) -> int:
 def atomic_temp(path: Path) -> tuple[int, str]:
     """A temporary file beside PATH (same file system, so os.replace is atomic), with PATH's default mode."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, default_mode())
+    try:
+        os.fchmod(fd, default_mode())
+    except OSError:  # mounts that refuse chmod (some SMB / object-store FUSE): a private file beats no file
+        pass
     return fd, tmp
 
 
