@@ -196,6 +196,30 @@ def test_the_sample_sheets_difference_column_is_the_amplified_change():
     assert diff[0, 2, 0, 1] == 255 and diff[0, 0, 1, 1] == 0
 
 
+@pytest.mark.parametrize("mapping", ["rr-rs", "r-rs", "rr-s"])
+def test_the_sample_sheets_legend_names_the_chain_that_refines(mapping):
+    from train.mrgan import Refiner, sheet_labels
+
+    class Add(torch.nn.Module):  # stage j's G adds 10 ** j, its F subtracts it: the sum tells the chain
+        def __init__(self, amount: float):
+            super().__init__()
+            self.amount = amount
+
+        def forward(self, x):
+            return x + self.amount
+
+    k = 3
+    gens = [(Add(10.0 ** j), Add(-(10.0 ** j))) for j in range(1, k + 1)]
+    refiner = Refiner(gens, mapping)
+    x = torch.zeros(1, 3, 2, 2)
+    for stage in range(1, k + 1):
+        legend = sheet_labels(mapping, stage)[0].split(" | ")
+        chain = [int(j) for j in legend[-3].split(" > ")[1:]]  # the column stage k refined, from S
+        assert chain[-1] == stage and legend[-2:] == ["cycle", "x4 diff"]
+        refined = gens[stage - 1][0](refiner._signed_chain(x, stage, 0))
+        assert refined.flatten()[0].item() == sum(10.0 ** j for j in chain)
+
+
 def test_kill_and_resume_gives_the_same_weights(tmp_path, monkeypatch):
     import train.loop
 

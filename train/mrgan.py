@@ -691,14 +691,24 @@ def sample_sheet(path: Path, prev: Refiner, st: StageState, fixed, class_names: 
     cols.append(_amplified_difference(x, fake_r))
     rcols.append(_amplified_difference(yk, fake_s))
     rows = []
-    steps = "".join(f" > {j}" for j in range(1, k + 1))
+    s_label, r_label = sheet_labels(prev.mapping, k)
     for i in range(len(s)):
-        rows.append((f"{class_names[int(sl[i])]}: S{steps} | cycle | x{DIFF_GAIN} diff",
-                     [to_uint8(c[i]).cpu().numpy() for c in cols]))
+        rows.append((f"{class_names[int(sl[i])]}: {s_label}", [to_uint8(c[i]).cpu().numpy() for c in cols]))
     for i in range(len(r)):
-        rows.append((f"{class_names[int(rl[i])]}: R | Y{k} | F{k} | cycle | x{DIFF_GAIN} diff",
-                     [to_uint8(c[i]).cpu().numpy() for c in rcols]))
+        rows.append((f"{class_names[int(rl[i])]}: {r_label}", [to_uint8(c[i]).cpu().numpy() for c in rcols]))
     samples_sheet(path, rows, zoom=3)
+
+
+def sheet_labels(mapping: str, k: int) -> tuple[str, str]:
+    """The column legend of a stage-k sample sheet's synthetic and real rows. "S > 1 > 2" when stage k refines
+    what the stages before it refined; where the mapping feeds stage k an earlier domain (rr-s: raw
+    synthetic), the earlier stages' columns stand alone and stage k's column names its own input chain."""
+    chain = [j for j in range(1, k) if stage_sides(mapping, j + 1)[0] in ("rs", "rr")]
+    if chain == list(range(1, k)):
+        s_label = "S" + "".join(f" > {j}" for j in range(1, k + 1))
+    else:
+        s_label = " | ".join(["S", *map(str, range(1, k)), "S" + "".join(f" > {j}" for j in [*chain, k])])
+    return f"{s_label} | cycle | x{DIFF_GAIN} diff", f"R | Y{k} | F{k} | cycle | x{DIFF_GAIN} diff"
 
 
 DIFF_GAIN = 4
