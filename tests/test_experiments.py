@@ -54,12 +54,13 @@ def test_quick_scale_gives_every_ratio_the_same_passes_over_the_real_set():
 
 
 def test_aggregate_mean_std_and_paper_column():
-    text = aggregate({"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": []}, {"real only": 61.5},
-                     paper_label="paper: CIFAR-DA9")
+    text = aggregate({"real only": [0.5, 0.6, 0.7], "real + synthetic 1:7": [], "real + synthetic 1:1": [0.8]},
+                     {"real only": 61.5}, paper_label="paper: CIFAR-DA9")
     lines = text.splitlines()
     assert lines[0] == "Paper column: paper: CIFAR-DA9."
     assert lines[4] == "| real only | 60.00 ± 10.00 | n/a | 3 | n/a | n/a | n/a | n/a | n/a | 61.50 |"
     assert lines[5] == "| real + synthetic 1:7 | not run | n/a | 0 | n/a | n/a | n/a | n/a | n/a | n/a |"
+    assert lines[6].startswith("| real + synthetic 1:1 | 80.00 ± — (one seed) | n/a | 1 |")  # not a zero spread
 
 
 def test_aggregate_interval_fit_and_weakest_class():

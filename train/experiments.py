@@ -186,7 +186,9 @@ def aggregate(rows: dict[str, list[float]], paper: PaperValues | None = None,
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, accs in rows.items():
         a = 100 * np.asarray(accs, dtype=float)
-        ours = f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}" if len(a) else "not run"
+        # one seed has no spread: "± 0.00" would read as a measured zero
+        spread = f"{a.std(ddof=1):.2f}" if len(a) > 1 else "— (one seed)"
+        ours = f"{a.mean():.2f} ± {spread}" if len(a) else "not run"
         runs = [d for d in details.get(name, []) if d.get("test_at_best_val")]
         interval = small = fitted = weakest = "n/a"
         if runs and len(a):
