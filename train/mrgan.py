@@ -196,6 +196,12 @@ def stage_sides(mapping: str, k: int) -> tuple[str, str]:
     return ("s", "r") if k == 1 else MAPPINGS[mapping]
 
 
+def input_chain(mapping: str, k: int, side: int) -> list[int]:
+    """The stages whose generators (G on side 0, F on side 1) make stage k's input from the raw images: stage
+    j is in it when stage j + 1 takes refined images on that side (rr-s's synthetic side: none)."""
+    return [j for j in range(1, k) if stage_sides(mapping, j + 1)[side] in ("rs", "rr")]
+
+
 # ----------------------------------------------------------------------------------------------------
 # Refining with trained stages
 
@@ -230,10 +236,8 @@ class Refiner:
 
     def _signed_chain(self, x: torch.Tensor, upto: int, side: int) -> torch.Tensor:
         """X_upto (side 0) or Y_upto (side 1) from X_1 / Y_1, in [-1, 1]."""
-        for j in range(1, upto):
-            moved = stage_sides(self.mapping, j + 1)[side] in ("rs", "rr")
-            if moved:
-                x = self.generators[j - 1][side](x)
+        for j in input_chain(self.mapping, upto, side):
+            x = self.generators[j - 1][side](x)
         return x
 
     def _apply(self, images: torch.Tensor, fn) -> torch.Tensor:
@@ -252,12 +256,12 @@ class Refiner:
     def real_domain(self, images: torch.Tensor) -> torch.Tensor:
         """Real images moved into Y_K, the domain the last stage's refined synthetic images aim at: what a
         classifier trained on them should be tested on. Unchanged (a copy) when Y_K is the real images."""
-        if all(stage_sides(self.mapping, j + 1)[1] == "r" for j in range(1, self.stages)):
+        if not self.moves_real():
             return images.clone()
         return self._apply(images, lambda x: self._signed_chain(x, self.stages, 1))
 
     def moves_real(self) -> bool:
-        return any(stage_sides(self.mapping, j + 1)[1] == "rr" for j in range(1, self.stages))
+        return bool(input_chain(self.mapping, self.stages, 1))
 
 
 def map_images(fn, images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -703,7 +707,7 @@ def sheet_labels(mapping: str, k: int) -> tuple[str, str]:
     """The column legend of a stage-k sample sheet's synthetic and real rows. "S > 1 > 2" when stage k refines
     what the stages before it refined; where the mapping feeds stage k an earlier domain (rr-s: raw
     synthetic), the earlier stages' columns stand alone and stage k's column names its own input chain."""
-    chain = [j for j in range(1, k) if stage_sides(mapping, j + 1)[0] in ("rs", "rr")]
+    chain = input_chain(mapping, k, 0)
     if chain == list(range(1, k)):
         s_label = "S" + "".join(f" > {j}" for j in range(1, k + 1))
     else:
