@@ -35,6 +35,15 @@ def test_table3_runs_every_row_and_resumes(tiny_real, default_models, tmp_path):
     assert np.array_equal(PhotoStats.load(pools / "stats.json").s2r(torch.from_numpy(raw)).numpy(), stats)
     chosen = json.loads((tmp_path / "table3" / "chosen_ratios.json").read_text())
     assert chosen["real + MrGAN r-rs"][0] in ("1:1", "1:7")
+    # a fine-tuning row starts from its synthetic-only row's classifier of the seed, trains 4x the epochs, and
+    # the MrGAN one fine-tunes on refined real images as its pre-training row tested on them
+    from train.experiments import slug
+
+    for row in (r for r in TABLE3 if r.init is not None):
+        summary = json.loads((tmp_path / "table3" / slug(row.name) / "seed-0" / "summary.json").read_text())
+        assert summary["config"]["init"] == str((tmp_path / "table3" / slug(row.init) / "seed-0" / "best.pt").resolve())
+        assert summary["config"]["ratio"] == "1:0" and summary["epochs"] == 4
+        assert summary["config"]["refine_real"] == ("table3 rr-rs seed 0" if row.refine_real else None)
     # a second call finds every run finished: nothing is trained again, no refiner or pool is even loaded
     import train.table3 as table3
 
@@ -71,6 +80,13 @@ def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tm
     filled = {name for name, accs in results.items() if accs}
     assert filled == {"real only", "synthetic only: CycleGAN-refined"}
     assert "| synthetic only: CycleGAN-refined |" in text
+    # a fine-tuning row picked alone brings its pre-training row with it, and no GAN
+    logs.clear()
+    run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append,
+               rows=["fine-tuned on real from raw"], **args)
+    assert [m for m in logs if m.startswith("table3 | ")] == [
+        "table3 | synthetic only: no refinement | seed 0 | ratio 0:1",
+        "table3 | fine-tuned on real from raw renders | seed 0 | ratio 1:0"]
     with pytest.raises(ValueError, match="no row of table3 matches"):
         run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["nonsense"], **args)
     # another GAN recipe in the same folder would read this one's pools and rows as its own: refused

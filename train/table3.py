@@ -38,6 +38,8 @@ class Row:
     ratio: str  # "1:0", "0:1" or "auto"
     refiner: str | None = None  # None (raw), "stats" (colour_match, no GAN), "cyclegan", or a mapping (MrGAN)
     refine_real: bool = False
+    epochs_factor: int = 1  # x the scale's epochs: the fine-tuning rows train as long as Table 2's
+    init: str | None = None  # start from this row's classifier of the same seed (its best.pt)
 
 
 TABLE3 = [
@@ -54,6 +56,18 @@ TABLE3 = [
     Row("real + MrGAN-refined synthetic", "auto", "rr-rs", True),
     Row("real + MrGAN r-rs", "auto", "r-rs"),
     Row("real + MrGAN rr-s, refined real", "auto", "rr-s", True),
+    # Not in the paper. Pre-training on renders, then fine-tuning on the photos, is the recipe that measured best
+    # (Table 2's pre-training row): does refining the renders help it? Each row fine-tunes the synthetic-only
+    # row's classifier of its seed on the real images for 4x the epochs, as Table 2 does; real only trained as
+    # long is the baseline. The MrGAN row fine-tunes and tests on stage-1 refined real images, as its
+    # synthetic-only row tests.
+    Row("real only, 4x epochs", "1:0", epochs_factor=4),
+    Row("fine-tuned on real from raw renders", "1:0", epochs_factor=4, init="synthetic only: no refinement"),
+    Row("fine-tuned on real from photo-statistics renders", "1:0", epochs_factor=4,
+        init="synthetic only: photo statistics (no GAN)"),
+    Row("fine-tuned on real from CycleGAN renders", "1:0", epochs_factor=4, init="synthetic only: CycleGAN-refined"),
+    Row("fine-tuned on real from MrGAN renders, refined real", "1:0", "rr-rs", True, epochs_factor=4,
+        init="synthetic only: MrGAN-refined"),
 ]
 
 
@@ -247,7 +261,6 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     each seed's synthetic pool; render_base: the RenderConfig (a --config file) the synthetic images use;
     rows: only the rows --rows picks (as for the other tables) and the GAN stages they need; the table still
     shows every row's finished runs."""
-    from .config import preset
     from .datasets import RealDataset
     from .experiments import _picks, _write_table, check_render_base, row_names, shipped_paper_values, slug
     from .gap import cached_feature_net
@@ -257,6 +270,8 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     chosen = [row for row in TABLE3 if rows is None or any(_picks(r, row.name) for r in rows)]
     if not chosen:
         raise ValueError(f"--rows {','.join(rows or [])}: no row of table3 matches ({'; '.join(row_names('table3'))})")
+    starts = {row.init for row in chosen if row.init is not None}  # a fine-tuning row's pre-training runs first
+    chosen = [row for row in TABLE3 if row in chosen or row.name in starts]
     splits = {s: RealDataset.from_split(real_dir, s) for s in ("train", "val", "test")}
     classes = splits["train"].class_names
     if paper is None:
@@ -289,7 +304,8 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
             folder = out / "table3" / slug(row.name) / f"seed-{seed}"
             ratio_runs = {ratio: folder / f"ratio-{ratio.replace(':', '-')}" if row.ratio == "auto" else folder
                           for ratio in candidates}
-            done = all(_finished(run, preset("resnet20", scale, epochs=epochs).epochs) for run in ratio_runs.values())
+            done = all(_finished(run, _classifier_config(row, "1:0", scale, seed, epochs).epochs)
+                       for run in ratio_runs.values())
             # a finished row is read back from its records: mapping the real images through a refiner and
             # loading a pool (minutes each on a CPU) would only recompute what the records already hold
             measured = not gap_images or row.ratio == "1:0" or (folder / "gap.json").is_file()
@@ -302,6 +318,14 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                         results, details)
                 text = write()
                 continue
+            start = None
+            if row.init is not None:
+                start = out / "table3" / slug(row.init) / f"seed-{seed}" / "best.pt"
+                if not start.is_file():  # its pre-training did not run (not asked for), or its checkpoint is gone
+                    log(f"table3 | {row.name} | seed {seed}: skipped, no pre-trained classifier {start} "
+                        f"(mixreal experiment table3 --rows '={row.init}'; a finished run without best.pt: "
+                        "delete its folder to train it again)")
+                    continue
             real = splits
             if row.refine_real:
                 ref = _refiner(row.refiner, runs)
@@ -313,11 +337,9 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                     _gap(folder / "gap.json", net, real["train"], syn, gap_images))
             summaries = {}
             for ratio, run in ratio_runs.items():
-                cfg = preset("resnet20", scale, real_only=ratio == "1:0", ratio=ratio, seed=seed, workers=0,
-                             epochs=epochs,
-                             refiner=None if row.refiner is None else f"table3 {row.refiner} seed {seed}",
-                             refine_real=f"table3 {row.refiner} seed {seed}" if row.refine_real else None)
-                cfg = replace(cfg, extra={"table": "table3", "data": data, "configuration": row.name})
+                cfg = _classifier_config(row, ratio, scale, seed, epochs)
+                cfg = replace(cfg, extra={"table": "table3", "data": data, "configuration": row.name},
+                              init=None if start is None else str(start.resolve()))
                 if not _finished(run, cfg.epochs):
                     log(f"table3 | {row.name} | seed {seed} | ratio {ratio}")
                     train_classifier(cfg, real["train"], real["val"], real["test"], syn, run, classes,
@@ -326,6 +348,19 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
             _record(row, summaries, results, details)
             text = write()
     return text
+
+
+def _classifier_config(row: Row, ratio: str, scale: str, seed: int, epochs: int | None):
+    """The classifier settings of one run of `row` (refiners named, not loaded: the record says which)."""
+    from .config import preset
+
+    kwargs = dict(real_only=ratio == "1:0", ratio=ratio, seed=seed, workers=0,
+                  refiner=None if row.refiner is None or ratio == "1:0" else f"table3 {row.refiner} seed {seed}",
+                  refine_real=f"table3 {row.refiner} seed {seed}" if row.refine_real else None)
+    cfg = preset("resnet20", scale, epochs=epochs, **kwargs)
+    if row.epochs_factor != 1:
+        cfg = preset("resnet20", scale, epochs=cfg.epochs * row.epochs_factor, **kwargs)
+    return cfg
 
 
 def _record(row: Row, summaries: dict[str, dict], results: dict, details: dict) -> None:
