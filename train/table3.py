@@ -321,10 +321,11 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
             start = None
             if row.init is not None:
                 start = out / "table3" / slug(row.init) / f"seed-{seed}" / "best.pt"
-                if not start.is_file():  # its pre-training did not run (not asked for), or its checkpoint is gone
-                    log(f"table3 | {row.name} | seed {seed}: skipped, no pre-trained classifier {start} "
-                        f"(mixreal experiment table3 --rows '={row.init}'; a finished run without best.pt: "
-                        "delete its folder to train it again)")
+                # its pre-training did not finish (still training in another process), or its checkpoint is gone
+                if not (start.is_file() and (start.parent / "summary.json").is_file()):
+                    log(f"table3 | {row.name} | seed {seed}: skipped, no finished pre-training run with its "
+                        f"best.pt in {start.parent} (mixreal experiment table3 --rows '={row.init}'; a finished "
+                        "run without best.pt: delete its folder to train it again)")
                     continue
             real = splits
             if row.refine_real:
