@@ -304,8 +304,8 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
             folder = out / "table3" / slug(row.name) / f"seed-{seed}"
             ratio_runs = {ratio: folder / f"ratio-{ratio.replace(':', '-')}" if row.ratio == "auto" else folder
                           for ratio in candidates}
-            done = all(_finished(run, _classifier_config(row, "1:0", scale, seed, epochs).epochs)
-                       for run in ratio_runs.values())
+            done = all(_finished(run, _classifier_config(row, ratio, scale, seed, epochs).epochs)
+                       for ratio, run in ratio_runs.items())
             # a finished row is read back from its records: mapping the real images through a refiner and
             # loading a pool (minutes each on a CPU) would only recompute what the records already hold
             measured = not gap_images or row.ratio == "1:0" or (folder / "gap.json").is_file()
