@@ -15,6 +15,11 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 file', '4 files': summaries read as sentences."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
 def _or_fail(load, *args):
     """`load(*args)`, or the one-line error of the ValueError it raises (a bad file names itself)."""
     try:
@@ -171,8 +176,8 @@ def models_command(models, classes, as_json):
         click.echo(json.dumps({"models_folder": str(root), "classes": table, "skipped": skipped,
                                "warnings": warnings}, indent=2))
         return
-    click.echo(f"{root}: {len(library.models)} models in {len(table)} classes, {len(library.skipped)} files "
-               "skipped")
+    click.echo(f"{root}: {_count(len(library.models), 'model')} in {_count(len(table), 'class')}, "
+               f"{_count(len(library.skipped), 'file')} skipped")
     click.echo(f"{'class':<16} {'models':>7} {'faces (median)':>15} {'faces (max)':>12}  folders")
     for row in table:
         folders = ", ".join(row["folders"]) if row["folders"] != [row["class"]] else ""
@@ -248,8 +253,8 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
         _fail(str(exc))
     click.echo(
         f"{summary.rendered} images rendered, {summary.already_done} already there, "
-        f"{len(library.models)} models in {len(library.classes)} classes, "
-        f"{len(summary.skipped_models)} files skipped; "
+        f"{_count(len(library.models), 'model')} in {_count(len(library.classes), 'class')}, "
+        f"{_count(len(summary.skipped_models), 'file')} skipped; "
         f"{summary.images_per_second:.0f} images/s -> {out}"
     )
 
@@ -427,8 +432,8 @@ def data_photos(photos, out, size, fit, split_text, seed, workers, quiet):
     write(out, splits, info)
     counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
     click.echo(f"photos: {len(splits['train'].class_names)} classes ({', '.join(splits['train'].class_names)}); "
-               f"{counts} images at {size} px; {info['skipped']} files skipped, {info['duplicates_removed']} "
-               f"duplicates removed -> {out}")
+               f"{counts} images at {size} px; {_count(info['skipped'], 'file')} skipped, "
+               f"{_count(info['duplicates_removed'], 'duplicate')} removed -> {out}")
     for s in ("val", "test"):
         empty = [c for i, c in enumerate(splits[s].class_names) if not (splits[s].labels == i).any()]
         if empty:
@@ -766,7 +771,8 @@ def _synthetic_source(synthetic: Path | None, stream: Path | None, classes: list
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict(inputs, run, out, top, fit, device, workers, quiet):
     """Classify photos (files or folders) with a trained run; photos in folders named like its classes
-    (FOLDER/<class>/...) are scored as well: accuracy with its 95 % interval, per class, confusion matrix."""
+    (FOLDER/<class>/..., or a class's folder or photo given alone) are scored as well: accuracy with its 95 %
+    interval, per class, confusion matrix."""
     import csv
     import io
     import json
@@ -827,7 +833,7 @@ def predict(inputs, run, out, top, fit, device, workers, quiet):
                            f"{clf.source}\n{report['n']} labelled photos, accuracy {100 * report['accuracy']:.1f}%")
     counts = np.bincount(i_top[:, 0].numpy(), minlength=len(clf.class_names))
     spread = ", ".join(f"{c} {n}" for c, n in zip(clf.class_names, counts, strict=True))
-    click.echo(f"{len(rows)} photos classified ({spread})"
+    click.echo(f"{_count(len(rows), 'photo')} classified ({spread})"
                + (f"; {len(files) - len(rows)} skipped" if len(files) > len(rows) else "")
                + (f" -> {out / 'predictions.csv'}" if out is not None else ""), err=True)
     if report is not None:

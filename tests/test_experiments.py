@@ -22,9 +22,8 @@ def test_tables_have_the_papers_configurations():
     from train.config import epoch_batches
 
     def steps(spec) -> int:
-        cfg = preset("resnet20", "quick", real_only=spec.ratio == "1:0", ratio=spec.ratio)
-        cfg = preset("resnet20", "quick", epochs=cfg.epochs * spec.epochs_factor, real_only=spec.ratio == "1:0",
-                     ratio=spec.ratio)
+        cfg = preset("resnet20", "quick", real_only=spec.ratio == "1:0", ratio=spec.ratio,
+                     epochs_factor=spec.epochs_factor)
         return cfg.epochs * epoch_batches(cfg, 2000)
 
     assert abs(steps(longer[2]) - steps(TABLE2[3])) <= 0.03 * steps(TABLE2[3])  # "trained as long" as 1:15
@@ -51,6 +50,14 @@ def test_quick_scale_gives_every_ratio_the_same_passes_over_the_real_set():
     # an explicit epoch count wins and keeps milestones in proportion
     cfg = preset("resnet20", "quick", ratio="1:7", epochs=100)
     assert cfg.epochs == 100 and cfg.milestones == (44, 70)
+    # a longer baseline: the scale's (or the explicit) epochs times the factor, milestones still in proportion
+    assert preset("resnet20", "quick", ratio="1:7", epochs=100, epochs_factor=4).milestones == (177, 278)
+    longer = preset("resnet20", "quick", real_only=True, epochs_factor=4)
+    assert longer.epochs == 4 * quick["1:0"].epochs
+    assert all(abs(m / longer.epochs - pm / paper_real.epochs) <= 0.5 / longer.epochs
+               for m, pm in zip(longer.milestones, paper_real.milestones, strict=True))
+    assert preset("resnet20", "paper", epochs_factor=2).milestones == tuple(2 * m for m in paper_mixed.milestones)
+    assert preset("resnet20", "paper") == paper_mixed  # no factor: the paper's settings untouched
 
 
 def test_aggregate_mean_std_and_paper_column():
@@ -252,7 +259,10 @@ def test_the_fine_tuning_row_starts_from_table1s_run_of_its_seed(tmp_path):
     row = "=real only, 4x epochs, from synthetic-only pre-training"
     early = CliRunner().invoke(main, ["experiment", "table2", "--rows", row, *common])
     assert early.exit_code == 0, early.output
-    assert "skipped until table1 'all variations (default)' has run for seed 3" in early.output
+    pre_run = tmp_path / "table1" / "all-variations-default" / "seed-3"
+    assert (f"table2 | real only, 4x epochs, from synthetic-only pre-training | seed 3: skipped until table1 "
+            f"'all variations (default)' has finished in {pre_run} (mixreal experiment table1 --rows "
+            "'=all variations (default)')") in early.output
     pre = CliRunner().invoke(main, ["experiment", "table1", "--rows", "=all variations (default)", *common])
     assert pre.exit_code == 0, pre.output
     tuned = CliRunner().invoke(main, ["experiment", "table2", "--rows", row, *common])

@@ -141,10 +141,12 @@ def test_cli_builds_a_dataset_that_train_classify_reads(tmp_path):
         (root / folder).mkdir(parents=True)
         for p in sorted((src / c).glob("*.jpg"))[:30]:
             shutil.copy(p, root / folder / p.name)
+    (root / "frogs" / "cut-short.jpg").write_bytes(b"\xff\xd8\xff\xe0 not the rest of a JPEG")
     out = tmp_path / "data"
     r = CliRunner().invoke(main, ["data", "photos", str(root), "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     assert "2 classes (frogs, ship)" in r.output  # Boats/ -> ship
+    assert "1 file skipped, 0 duplicates removed" in r.output
     info = json.loads((out / "dataset.json").read_text())
     assert info["counts"]["test"] == {"frogs": 6, "ship": 6} and (out / "preview.png").is_file()
     assert RealDataset.from_split(out, "val").images.shape[1:] == (3, 32, 32)
@@ -210,12 +212,19 @@ def test_predict_scores_new_photos_as_the_run_scored_its_test_split(tmp_path):
     assert np.array(report["confusion"]).sum() == len(test) and (out / "confusion.png").is_file()
     rows = (out / "predictions.csv").read_text().splitlines()
     assert rows[0] == "path,class1,p1,class2,p2,true" and len(rows) == len(test) + 1
-    # one unlabelled file, CSV on standard output
-    one = sorted((root / "bird").glob("*.jpg"))[0]
+    # a class's folder given alone is scored as that class
+    r = CliRunner().invoke(main, ["predict", "--run", str(run), str(held_out / "bird"), "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    birds = int((test.labels == test.class_names.index("bird")).sum())
+    assert json.loads((out / "evaluation.json").read_text())["n"] == birds > 0
+    # one file outside any class's folder: no label, CSV on standard output
+    one = tmp_path / "loose" / "photo.jpg"
+    one.parent.mkdir()
+    shutil.copy(sorted((root / "bird").glob("*.jpg"))[0], one)
     r = CliRunner().invoke(main, ["predict", "--run", str(run), str(one), "--quiet"])
     line = r.stdout.splitlines()[1]
     assert r.exit_code == 0 and line.startswith(f"{one},") and line.split(",")[1] in ("bird", "ship")
-    assert line.endswith(",") and "1 photos classified" in r.stderr  # no label: the folder is not a class
+    assert line.endswith(",") and "1 photo classified" in r.stderr
     # a checkpoint that is not a classifier's is refused in one line
     torch_file = tmp_path / "other.pt"
     import torch

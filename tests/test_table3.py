@@ -96,9 +96,9 @@ def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tm
     run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append,
                rows=["fine-tuned on real from raw"], **args)
     assert [m for m in logs if m.startswith("table3 | ")] == [
-        f"table3 | fine-tuned on real from raw renders | seed 0: skipped, no finished pre-training run with its "
-        f"best.pt in {tmp_path / 'table3' / 'synthetic-only-no-refinement' / 'seed-0'} (mixreal experiment table3 "
-        "--rows '=synthetic only: no refinement'; a finished run without best.pt: delete its folder to train it again)"]
+        f"table3 | fine-tuned on real from raw renders | seed 0: skipped: table3 'synthetic only: no refinement' "
+        f"finished without its best.pt in {tmp_path / 'table3' / 'synthetic-only-no-refinement' / 'seed-0'} "
+        "(delete it, then mixreal experiment table3 --rows '=synthetic only: no refinement')"]
     with pytest.raises(ValueError, match="no row of table3 matches"):
         run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], rows=["nonsense"], **args)
     # another GAN recipe in the same folder would read this one's pools and rows as its own: refused

@@ -86,9 +86,11 @@ def images_per_epoch(real_images: int, ratio: str, batch_size: int, synthetic_bu
     return epoch_batches(cfg, real_images) * batch_size
 
 
-def preset(model: str = "resnet20", scale: str = "paper", real_only: bool = False, **overrides) -> TrainConfig:
+def preset(model: str = "resnet20", scale: str = "paper", real_only: bool = False, epochs_factor: int = 1,
+           **overrides) -> TrainConfig:
     """The paper's settings for `model` at `scale`; keyword overrides (None = keep) win, and an explicit
-    `epochs` keeps the milestones in proportion."""
+    `epochs` keeps the milestones in proportion. `epochs_factor` multiplies the epochs (the scale's or the
+    explicit ones), milestones in proportion: a baseline given a longer schedule than its table's."""
     if model == "resnet20":
         cfg = TrainConfig(model="resnet20", epochs=500, milestones=(89, 139) if real_only else (221, 348))
     elif model == "alexnet":
@@ -102,8 +104,10 @@ def preset(model: str = "resnet20", scale: str = "paper", real_only: bool = Fals
     if scale not in ("paper", "quick"):
         raise ValueError(f"unknown scale {scale!r}: paper or quick")
     if overrides.get("epochs") is not None:  # from the paper's schedule, not a rounded quick one
-        return rescale(cfg, overrides["epochs"])
-    return rescale(cfg, max(2, round(cfg.epochs * QUICK_FRACTION))) if scale == "quick" else cfg
+        return rescale(cfg, overrides["epochs"] * epochs_factor)
+    if scale == "quick":
+        return rescale(cfg, max(2, round(cfg.epochs * QUICK_FRACTION)) * epochs_factor)
+    return cfg if epochs_factor == 1 else rescale(cfg, cfg.epochs * epochs_factor)
 
 
 def rescale(cfg: TrainConfig, epochs: int) -> TrainConfig:

@@ -114,6 +114,17 @@ def finished(run: Path, epochs: int) -> bool:
         return False
 
 
+def pretrained(run: Path, table: str, row: str) -> tuple[Path | None, str]:
+    """The checkpoint a fine-tuning row starts from: the best.pt of `table`'s run `run` of `row`, or None and
+    why not (not run yet, still training in another process, or finished without its checkpoint)."""
+    if (run / "summary.json").is_file() and (run / "best.pt").is_file():
+        return (run / "best.pt").resolve(), ""
+    how = f"mixreal experiment {table} --rows '={row}'"
+    if (run / "summary.json").is_file():
+        return None, f"skipped: {table} '{row}' finished without its best.pt in {run} (delete it, then {how})"
+    return None, f"skipped until {table} '{row}' has finished in {run} ({how})"
+
+
 def load_paper_values(path: Path, table: str, data: str) -> PaperValues:
     """The paper's figures for one table and dataset from a JSON file shaped
     {"table2": {"c10-da4": {"real only": 61.5, "real + synthetic 1:7": 70.1, ...}}} (test accuracy in %).
@@ -273,22 +284,19 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
         for spec in specs:
             settings = dict(real_only=spec.ratio == "1:0", ratio=spec.ratio, augment=spec.augment, seed=seed,
                             workers=workers)
-            cfg = preset("resnet20", scale, epochs=epochs, **settings)
-            if spec.epochs_factor != 1:
-                cfg = preset("resnet20", scale, epochs=cfg.epochs * spec.epochs_factor, **settings)
+            cfg = preset("resnet20", scale, epochs=epochs, epochs_factor=spec.epochs_factor, **settings)
             cfg = replace(cfg, extra={"table": table, "data": data, "configuration": spec.name,
                                       "variations": spec.variations})
             run = out / table / slug(spec.name) / f"seed-{seed}"
             if spec not in chosen and not finished(run, cfg.epochs):
                 continue  # not asked for: shown only as far as it has run
             if spec.init is not None:
-                start = out / spec.init[0] / slug(spec.init[1]) / f"seed-{seed}"
-                if not (start / "summary.json").is_file():
-                    log(f"{table} | {spec.name} | seed {seed}: skipped until {spec.init[0]} '{spec.init[1]}' "
-                        f"has run for seed {seed} (mixreal experiment {spec.init[0]} --rows '={spec.init[1]}')")
+                start, why = pretrained(out / spec.init[0] / slug(spec.init[1]) / f"seed-{seed}", *spec.init)
+                if start is None:
+                    log(f"{table} | {spec.name} | seed {seed}: {why}")
                     continue
                 check_render_base(out / spec.init[0], render_base, models)  # pre-trained on these renders
-                cfg = replace(cfg, init=str((start / "best.pt").resolve()))
+                cfg = replace(cfg, init=str(start))
             if not finished(run, cfg.epochs):
                 images = cfg.epochs * images_per_epoch(len(train), cfg.ratio, cfg.batch_size)
                 log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio} ({images:,} images)")

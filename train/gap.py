@@ -83,8 +83,7 @@ def cached_feature_net(real_dir: Path, progress: bool = True, log=print) -> Feat
     from .loop import train_classifier
 
     run = Path(real_dir) / "gap-features"
-    quick = preset("resnet20", "quick", real_only=True).epochs
-    cfg = preset("resnet20", "quick", real_only=True, augment=True, seed=0, epochs=quick * FEATURE_EPOCHS_FACTOR)
+    cfg = preset("resnet20", "quick", real_only=True, augment=True, seed=0, epochs_factor=FEATURE_EPOCHS_FACTOR)
     summary = run / "summary.json"
     if not (summary.is_file() and json.loads(summary.read_text()).get("epochs") == cfg.epochs):
         log(f"gap: training the feature network once for {real_dir} ({cfg.epochs} epochs, real only) -> {run}")

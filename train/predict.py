@@ -3,7 +3,8 @@
 A run's best.pt (the weights chosen on the validation split) is loaded with weights_only=True and checked; each
 photo is read and brought to the size the run's real images had, exactly as `mixreal data photos` does
 (train/photos.load_photo), then normalised and resized to the model's input as in training. Where a photo sits
-in a folder named like one of the run's classes (PHOTOS/<class>/...), that is its true label, and the run is
+in a folder named like one of the run's classes (PHOTOS/<class>/..., or a class's folder given alone), that is
+its true label, and the run is
 scored on those photos as well: accuracy with its 95 % interval, per class, and a confusion matrix.
 """
 
@@ -69,15 +70,17 @@ def image_paths(inputs: list[Path]) -> list[tuple[Path, Path]]:
 
 
 def true_label(path: Path, root: Path, class_names: list[str]) -> int | None:
-    """The class of the folder directly under `root` that holds `path`, when it is one of the run's classes."""
+    """The run's class that `path`'s folder names: the folder directly under the input `root` that holds it
+    (PHOTOS/<class>/...), else `root` itself (a class's folder, or a photo in one, given alone); None when
+    neither is one of the run's classes."""
     try:
         parts = path.relative_to(root).parts
     except ValueError:
         return None
-    if len(parts) < 2:
-        return None
-    name = canonical(parts[0])
-    return class_names.index(name) if name in class_names else None
+    for name in (parts[0],) * (len(parts) > 1) + (Path(root).resolve().name,):
+        if canonical(name) in class_names:
+            return class_names.index(canonical(name))
+    return None
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:

@@ -262,7 +262,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
     rows: only the rows --rows picks (as for the other tables) and the GAN stages they need; the table still
     shows every row's finished runs."""
     from .datasets import RealDataset
-    from .experiments import _picks, _write_table, check_render_base, row_names, shipped_paper_values, slug
+    from .experiments import _picks, _write_table, check_render_base, pretrained, row_names, shipped_paper_values, slug
     from .gap import cached_feature_net
     from .loop import train_classifier
     from .report import plot_kid_panels
@@ -320,12 +320,9 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                 continue
             start = None
             if row.init is not None:
-                start = out / "table3" / slug(row.init) / f"seed-{seed}" / "best.pt"
-                # its pre-training did not finish (still training in another process), or its checkpoint is gone
-                if not (start.is_file() and (start.parent / "summary.json").is_file()):
-                    log(f"table3 | {row.name} | seed {seed}: skipped, no finished pre-training run with its "
-                        f"best.pt in {start.parent} (mixreal experiment table3 --rows '={row.init}'; a finished "
-                        "run without best.pt: delete its folder to train it again)")
+                start, why = pretrained(out / "table3" / slug(row.init) / f"seed-{seed}", "table3", row.init)
+                if start is None:
+                    log(f"table3 | {row.name} | seed {seed}: {why}")
                     continue
             real = splits
             if row.refine_real:
@@ -340,7 +337,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
             for ratio, run in ratio_runs.items():
                 cfg = _classifier_config(row, ratio, scale, seed, epochs)
                 cfg = replace(cfg, extra={"table": "table3", "data": data, "configuration": row.name},
-                              init=None if start is None else str(start.resolve()))
+                              init=None if start is None else str(start))
                 if not _finished(run, cfg.epochs):
                     log(f"table3 | {row.name} | seed {seed} | ratio {ratio}")
                     train_classifier(cfg, real["train"], real["val"], real["test"], syn, run, classes,
@@ -358,10 +355,7 @@ def _classifier_config(row: Row, ratio: str, scale: str, seed: int, epochs: int 
     kwargs = dict(real_only=ratio == "1:0", ratio=ratio, seed=seed, workers=0,
                   refiner=None if row.refiner is None or ratio == "1:0" else f"table3 {row.refiner} seed {seed}",
                   refine_real=f"table3 {row.refiner} seed {seed}" if row.refine_real else None)
-    cfg = preset("resnet20", scale, epochs=epochs, **kwargs)
-    if row.epochs_factor != 1:
-        cfg = preset("resnet20", scale, epochs=cfg.epochs * row.epochs_factor, **kwargs)
-    return cfg
+    return preset("resnet20", scale, epochs=epochs, epochs_factor=row.epochs_factor, **kwargs)
 
 
 def _record(row: Row, summaries: dict[str, dict], results: dict, details: dict) -> None:
