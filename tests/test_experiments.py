@@ -171,6 +171,13 @@ def test_table1_runs_and_resumes(tmp_path):
     more = CliRunner().invoke(main, other)
     assert more.exit_code == 0 and "| + camera | seed 5:" in more.output, more.output
     assert "gap |" not in more.output and (tmp_path / "table1" / "camera" / "gap.json").read_bytes() == reading
+    # a reading taken in another feature network's space (retrained, another DATA) is not compared: measured again
+    other_net = json.loads(reading)
+    other_net["features_digest"], other_net["kid"] = "0123456789abcdef", -1.0
+    (tmp_path / "table1" / "camera" / "gap.json").write_text(json.dumps(other_net))
+    again = CliRunner().invoke(main, other)
+    assert again.exit_code == 0 and "gap | + camera" in again.output, again.output
+    assert (tmp_path / "table1" / "camera" / "gap.json").read_bytes() == reading
 
 
 def test_realism_steps_end_at_the_default_and_candidates_sit_on_it():

@@ -337,13 +337,14 @@ def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: i
 
     config = _render_config(spec, seed, backgrounds, render_base)
     settings = settings_of(config, Path(models).resolve())
+    net = meter.cached_feature_net(real_dir, progress=progress, log=log)
     if path.is_file():
         cached = json.loads(path.read_text())
-        # a reading of other images (another --config, older code) is measured again
+        # a reading of other images (another --config, older code) or in another network's features is measured
+        # again: the table compares the rows' readings with each other
         if (cached.get("n_synthetic") == n_images and cached.get("render", settings) == settings
-                and cached.get("meter_version", 1) == meter.METER_VERSION):
+                and cached.get("meter_version", 1) == meter.METER_VERSION and meter.measured_by(cached, net)):
             return cached
-    net = meter.cached_feature_net(real_dir, progress=progress, log=log)
     stream = RenderStream(models, config, class_names=train.class_names, length=n_images)
     images, labels = meter.collect(stream)
     report, _ = meter.measure(net, train.images, train.labels, images, labels, train.class_names)

@@ -56,6 +56,7 @@ class FeatureNet:
     class_names: list[str]
     image_size: int
     source: str  # where the weights came from
+    digest: str = ""  # of the checkpoint file: readings by another network (retrained, another DATA) are not comparable
 
     @torch.no_grad()
     def features_and_logits(self, images: torch.Tensor, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,9 +73,20 @@ class FeatureNet:
 
 def load_feature_net(run: Path) -> FeatureNet:
     """A classifier run's best checkpoint (loaded with weights_only=True) as a feature extractor."""
+    import hashlib
+
     model, state, path = load_trained(run)
     cfg = state["config"]
-    return FeatureNet(model, list(state["class_names"]), int(cfg["image_size"]), str(path))
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return FeatureNet(model, list(state["class_names"]), int(cfg["image_size"]), str(path), digest)
+
+
+def measured_by(reading: dict, net: FeatureNet) -> bool:
+    """Whether a saved gap reading was taken in `net`'s features (readings from before the digest was recorded:
+    by the network at the same path)."""
+    if reading.get("features_digest"):
+        return reading["features_digest"] == net.digest
+    return reading.get("features") == net.source
 
 
 def cached_feature_net(real_dir: Path, progress: bool = True, log=print) -> FeatureNet:
@@ -102,6 +114,7 @@ class GapReport:
     n_real: int = 0
     n_synthetic: int = 0
     features: str = ""
+    features_digest: str = ""
     # mean over classes of the class-conditional scores (real class c against synthetic class c)
     coverage: float = float("nan")
     recall: float = float("nan")
@@ -112,7 +125,8 @@ class GapReport:
         return {"kid": self.kid, "kid_std": self.kid_std, "fid": self.fid, "accuracy": self.accuracy,
                 "coverage": self.coverage, "recall": self.recall, "precision": self.precision,
                 "density": self.density, "per_class": self.per_class, "n_real": self.n_real,
-                "n_synthetic": self.n_synthetic, "features": self.features, "meter_version": METER_VERSION}
+                "n_synthetic": self.n_synthetic, "features": self.features, "features_digest": self.features_digest,
+                "meter_version": METER_VERSION}
 
     def table(self) -> str:
         nan = float("nan")
@@ -182,7 +196,7 @@ def measure(net: FeatureNet, real_images: torch.Tensor, real_labels: torch.Tenso
     correct = syn_logits.argmax(1) == syn_labels
     k, ks, f = kid_fid(real_f, syn_f)
     report = GapReport(kid=k, kid_std=ks, fid=f, accuracy=float(correct.double().mean()), n_real=len(real_f),
-                       n_synthetic=len(syn_f), features=net.source)
+                       n_synthetic=len(syn_f), features=net.source, features_digest=net.digest)
     for c, name in enumerate(class_names):
         r, s = real_f[real_labels == c], syn_f[syn_labels == c]
         if len(r) < 2 or len(s) < 2:
