@@ -74,6 +74,6 @@ def test_identity_skip_starts_as_the_identity_and_learns():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]
     assert layer_list(g)[-1] == "c7s1-3"

@@ -4,8 +4,8 @@ A run's best.pt (the weights chosen on the validation split) is loaded with weig
 photo is read and brought to the size the run's real images had, exactly as `mixreal data photos` does
 (train/photos.load_photo), then normalised and resized to the model's input as in training. Where a photo sits
 in a folder named like one of the run's classes (PHOTOS/<class>/..., or a class's folder given alone), that is
-its true label, and the run is
-scored on those photos as well: accuracy with its 95 % interval, per class, and a confusion matrix.
+its true label, and the run is scored on those photos as well: accuracy with its 95 % interval, per class, and
+a confusion matrix.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ def plot_curves(path: Path, rows: list[dict], title: str) -> None:
     lr = ax.twinx()
     lr.plot(epochs, [r["lr"] for r in rows], color="grey", lw=0.8, ls="--")
     lr.set_ylabel("learning rate", color="grey")
-    lr.set_yscale("log")
+    if all(r["lr"] > 0 for r in rows):  # a run fine-tuned at lr 0 (a frozen check) has no log scale
+        lr.set_yscale("log")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
