@@ -280,7 +280,12 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
         elif path.is_file():
             gaps[spec.name] = json.loads(path.read_text())
     text = ""
+
+    def write() -> str:
+        return _write_table(table, data, scale, seeds, results, out, paper, details, paper_label or "paper", gaps)
+
     for seed in seeds:
+        unwritten = False
         for spec in specs:
             settings = dict(real_only=spec.ratio == "1:0", ratio=spec.ratio, augment=spec.augment, seed=seed,
                             workers=workers)
@@ -297,7 +302,8 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
                     continue
                 check_render_base(out / spec.init[0], render_base, models)  # pre-trained on these renders
                 cfg = replace(cfg, init=str(start))
-            if not finished(run, cfg.epochs):
+            fresh = not finished(run, cfg.epochs)
+            if fresh:
                 images = cfg.epochs * images_per_epoch(len(train), cfg.ratio, cfg.batch_size)
                 log(f"{table} | {spec.name} | seed {seed}: {cfg.epochs} epochs at {cfg.ratio} ({images:,} images)")
                 synthetic = None
@@ -309,7 +315,12 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
             summary = json.loads((run / "summary.json").read_text())
             results[spec.name].append(summary["test_acc_at_best_val"])
             details[spec.name].append(summary)
-            text = _write_table(table, data, scale, seeds, results, out, paper, details, paper_label or "paper", gaps)
+            if fresh:  # current after every run of a long sweep; finished runs read back are drawn once a seed
+                text, unwritten = write(), False
+            else:
+                unwritten = True
+        if unwritten:
+            text = write()
     return text
 
 

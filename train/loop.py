@@ -29,6 +29,9 @@ MEAN, STD = 0.5, 0.25  # uint8 -> roughly zero-mean unit-variance, the same for 
 # a run whose last-epoch training accuracy stays below this has not fitted its own training images: its real
 # test accuracy says more about the budget than about the data (flagged in summary.json and the log)
 FIT_THRESHOLD = 0.7
+# accuracy.png is redrawn at most this often (and after the last epoch): a matplotlib figure costs ~0.3 s, more
+# than a whole epoch of a small run
+PLOT_EVERY_S = 30.0
 PAPER_TEST_PER_CLASS = 50  # the paper's test split: 50 images per class
 
 
@@ -278,6 +281,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     amp = cfg.amp and device.type == "cuda"
     title = f"{cfg.model}, ratio {cfg.ratio}, augment {'on' if cfg.augment else 'off'}, seed {cfg.seed}"
     try:
+        plotted = float("-inf")
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch + 7919 * dd.rank)
@@ -339,7 +343,9 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
                                             "synthetic": source,
                                             "class_names": list(class_names)})
                 write_metrics(out / "metrics.csv", rows)
-                plot_curves(out / "accuracy.png", rows, title)
+                if epoch == cfg.epochs - 1 or time.monotonic() - plotted >= PLOT_EVERY_S:
+                    plot_curves(out / "accuracy.png", rows, title)
+                    plotted = time.monotonic()
             distributed.barrier(dd)
             log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f}, train {100 * row['train_acc']:.1f}%, "
                 f"val {100 * val_acc:.2f}%, test {100 * test_acc:.2f}% ({row['images_per_s']:.0f} img/s)")

@@ -299,6 +299,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
         panels = gan_gap_panels(out / "table3")  # redrawn as each seed's GANs finish, not after every row
         if panels:
             plot_kid_panels(out / "table3" / "gan_kid.png", panels, f"table3 on {data} ({scale}): the GANs' KID")
+        unwritten = False
         for row in TABLE3:
             candidates = ratios if row.ratio == "auto" else (row.ratio,)
             folder = out / "table3" / slug(row.name) / f"seed-{seed}"
@@ -319,7 +320,7 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                         f"features, left out of the KID column (--rows '={row.name}' measures it again)")
                 _record(row, {r: json.loads((run / "summary.json").read_text()) for r, run in ratio_runs.items()},
                         results, details)
-                text = write()
+                unwritten = True  # drawn once the seed's rows are read, not once per row read
                 continue
             start = None
             if row.init is not None:
@@ -347,6 +348,8 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                                      progress=progress, log=lambda m: log(m) if m.startswith("warning") else None)
                 summaries[ratio] = json.loads((run / "summary.json").read_text())
             _record(row, summaries, results, details)
+            text, unwritten = write(), False  # current after every run of a long sweep
+        if unwritten:
             text = write()
     return text
 
