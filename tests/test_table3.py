@@ -50,13 +50,17 @@ def test_table3_runs_every_row_and_resumes(tiny_real, default_models, tmp_path):
     def untouched(*a, **k):
         raise AssertionError("a finished row recomputed its inputs")
 
+    import train.report as report
+
     logs.clear()
+    drawn: list = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(table3, "pool", untouched)
         mp.setattr(table3, "_refiner", untouched)
+        mp.setattr(report, "plot_table", lambda path, *a, **k: drawn.append(path))
         again = run_table3("c10-da4", tiny_real, default_models, tmp_path, "quick", [0], log=logs.append, **args)
     assert not any(m.startswith("table3 | ") and "ratio" in m for m in logs)
-    assert again == text
+    assert again == text and len(drawn) == 1  # the chart drawn once for the seed's rows read back, not per row
 
 
 def test_table3_rows_train_only_the_gans_they_need(tiny_real, default_models, tmp_path):
