@@ -270,13 +270,17 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
     results: dict[str, list[float]] = {spec.name: [] for spec in specs}
     details: dict[str, list[dict]] = {spec.name: [] for spec in specs}
     gaps: dict[str, dict] = {}
+    net = None  # the meter's feature network, loaded (or trained, once per DATA) for the first row it measures
     for spec in specs:  # the meter first: a minute per configuration, readable long before the training ends
         if spec.ratio != "0:1" or gap_images == 0:
             continue
         path = out / table / slug(spec.name) / "gap.json"
         if spec in chosen:
-            gaps[spec.name] = _gap(spec, path, real_dir, train, models, GAP_SEED, backgrounds, gap_images,
-                                   progress, log, render_base)
+            from .gap import cached_feature_net
+
+            net = net or cached_feature_net(real_dir, progress=progress, log=log)
+            gaps[spec.name] = _gap(spec, path, net, train, models, GAP_SEED, backgrounds, gap_images, log,
+                                   render_base)
         elif path.is_file():
             gaps[spec.name] = json.loads(path.read_text())
     text = ""
@@ -337,10 +341,10 @@ def check_render_base(folder: Path, base, models: Path) -> None:
     check_settings(folder, settings)
 
 
-def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: int, backgrounds: Path | None,
-         n_images: int, progress: bool, log, render_base=None) -> dict:
+def _gap(spec: RunSpec, path: Path, net, train, models: Path, seed: int, backgrounds: Path | None,
+         n_images: int, log, render_base=None) -> dict:
     """The gap meter's report for one synthetic configuration (n_images class-balanced images against the
-    real train split), cached in `path`."""
+    real train split, in the feature network `net`), cached in `path`."""
     from renderer.export import atomic_write_text, settings_of
 
     from . import gap as meter
@@ -348,7 +352,6 @@ def _gap(spec: RunSpec, path: Path, real_dir: Path, train, models: Path, seed: i
 
     config = _render_config(spec, seed, backgrounds, render_base)
     settings = settings_of(config, Path(models).resolve())
-    net = meter.cached_feature_net(real_dir, progress=progress, log=log)
     if path.is_file():
         cached = json.loads(path.read_text())
         # a reading of other images (another --config, older code) or in another network's features is measured
