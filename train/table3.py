@@ -309,12 +309,13 @@ def run_table3(data: str, real_dir: Path, models: Path, out: Path, scale: str, s
                        for ratio, run in ratio_runs.items())
             # a finished row is read back from its records: mapping the real images through a refiner and
             # loading a pool (minutes each on a CPU) would only recompute what the records already hold
-            measured = not gap_images or row.ratio == "1:0" or _measured(folder / "gap.json", net)
+            reading = _reading(folder / "gap.json", net)
+            measured = not gap_images or row.ratio == "1:0" or reading is not None
             if row not in chosen or (done and measured):  # not asked for: shown only as far as it has run
                 if not done:
                     continue
-                if _measured(folder / "gap.json", net):
-                    gaps_by_seed.setdefault(row.name, []).append(json.loads((folder / "gap.json").read_text()))
+                if reading is not None:
+                    gaps_by_seed.setdefault(row.name, []).append(reading)
                 elif (folder / "gap.json").is_file():
                     log(f"table3 | {row.name} | seed {seed}: its gap reading was taken in another network's "
                         f"features, left out of the KID column (--rows '={row.name}' measures it again)")
@@ -385,19 +386,24 @@ def _gap(path: Path, net, real, syn: Pool, n: int) -> dict:
 
     from .gap import measure
 
-    if _measured(path, net):
-        return json.loads(path.read_text())
+    reading = _reading(path, net)
+    if reading is not None:
+        return reading
     report, _ = measure(net, real.images, real.labels, syn.images[:n], syn.labels[:n], real.class_names)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2) + "\n")
     return report.to_dict()
 
 
-def _measured(path: Path, net) -> bool:
-    """A saved reading in `net`'s features: the table compares its rows' KIDs with each other."""
+def _reading(path: Path, net) -> dict | None:
+    """The gap reading saved in `path` if it was taken in `net`'s features (the table compares its rows' KIDs
+    with each other), else None."""
     from .gap import measured_by
 
-    return path.is_file() and measured_by(json.loads(path.read_text()), net)
+    if not path.is_file():
+        return None
+    reading = json.loads(path.read_text())
+    return reading if measured_by(reading, net) else None
 
 
 _SIDE = {"s": "synthetic", "r": "real", "rs": "refined syn.", "rr": "refined real"}  # refined: by stage 1
