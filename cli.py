@@ -109,7 +109,8 @@ def render_options(f):
                      help="Anti-aliasing: each image drawn at N x size and box-filtered down (1: off, hard edges)."),
         click.option("--msaa", default=0, show_default=True, type=click.Choice(["0", "2", "4", "8"]),
                      callback=lambda c, p, v: int(v), help="Multisample anti-aliasing samples, on top."),
-        click.option("--device", default=None, type=int, help="EGL device (GPU index) to render on."),
+        click.option("--device", default=None, type=int, help="GPU to render on, as CUDA numbers it in this process "
+                     "(CUDA_VISIBLE_DEVICES respected; mapped to its EGL device)."),
         click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
                      help="Folder of images for the texture variation (default: embedded procedural ones)."),
         click.option("--backgrounds", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,

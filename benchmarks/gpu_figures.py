@@ -1,6 +1,7 @@
 """The GPU figures, in one run on a machine with an NVIDIA GPU.
 
     python3 benchmarks/gpu_figures.py --models MESHES [--sizes 32 64 128 224] [--workers 8] [--seconds 3]
+        [--samples OUT.npz]                            # and, on another machine: --compare OUT.npz
 
 1. Which device renders: the EGL devices with their CUDA ordinals (EGL_CUDA_DEVICE_NV), and what
    `--device 0` maps to.
@@ -33,30 +34,126 @@ TARGET_64 = 50_000
 CLASSES = ["airplane", "car", "horse", "truck"]
 
 
-def render_rate(models: str, size: int, seconds: float, device: int = 0, passes: int = 3) -> float:
-    from renderer import ModelLibrary, RenderConfig, Renderer
+def _renderer(models: str, size: int, device: int | None, without: str = ""):
+    """A renderer of today's defaults at `size` px; `without`: a comma list of variations switched off, or
+    "supersample" (drawn at the output size, no box filter)."""
+    from dataclasses import replace
 
+    from renderer import ModelLibrary, RenderConfig, Renderer
+    from renderer.variations import VARIATION_NAMES
+
+    config = RenderConfig(size=size, seed=0, device=device)
+    off = {w for w in without.split(",") if w}
+    if "supersample" in off:
+        config = replace(config, supersample=1)
+    if off - {"supersample"}:
+        config = replace(config, variations=config.variations.only(
+            tuple(n for n in config.variations.enabled if n not in off and n in VARIATION_NAMES)))
     lib = ModelLibrary.load(models, on_skip=lambda m: None, classes=CLASSES)
-    r = Renderer(lib, RenderConfig(size=size, seed=0, device=device))
+    return Renderer(lib, config)
+
+
+def render_rate(models: str, size: int, seconds: float, device: int = 0, passes: int = 3,
+                split: bool = False, profile: bool = False, without: str = "", barrier=None) -> float:
+    """Median images/s of `passes` timed passes; with split=True also prints where one more pass's time goes
+    (each GL pass waited for: PassTimer, wall and GPU time), with profile=True the top Python functions of a
+    profiled pass. `barrier`: timing starts when every process sharing it is ready."""
+    r = _renderer(models, size, device, without)
     n = r.batch_capacity
     start = 0
-    for _ in range(2):  # warm-up: shaders, atlases
+
+    def batch() -> None:
+        nonlocal start
         r.render([r.spec_at(i) for i in range(start, start + n)])
         start += n
+
+    for _ in range(2):  # warm-up: shaders, atlases
+        batch()
+    if barrier is not None:
+        barrier.wait()
     rates = []
     for _ in range(passes):
         done, t = 0, time.perf_counter()
         while time.perf_counter() - t < seconds:
-            r.render([r.spec_at(i) for i in range(start, start + n)])
-            start += n
+            batch()
             done += n
         rates.append(done / (time.perf_counter() - t))
+    if split:
+        timer, t = r.time_passes(), time.perf_counter()
+        for _ in range(8):
+            batch()
+        total = time.perf_counter() - t
+        r.time_passes(False)
+        gpu = sum(timer.gpu_seconds.values())
+        print(f"    {size} px{' without ' + without if without else ''}: {statistics.median(rates):,.0f} img/s; "
+              f"waited for pass by pass {8 * n / total:,.0f} img/s, GPU busy {gpu / total:.0%} "
+              f"(GPU-only ceiling {8 * n / gpu if gpu else float('nan'):,.0f} img/s)")
+        print("      wall: " + "; ".join(f"{k} {v / total:.0%}" for k, v in
+                                         sorted(timer.seconds.items(), key=lambda kv: -kv[1])))
+        print("      GPU us/image: " + "; ".join(f"{k} {v / (8 * n) * 1e6:.1f}" for k, v in
+                                                sorted(timer.gpu_seconds.items(), key=lambda kv: -kv[1])
+                                                if v / (8 * n) > 0.05e-6), flush=True)
+        st = r.stats()
+        print(f"      {st['models_uploaded']} models on the GPU, {st['faces_drawn']:,} faces drawn of "
+              f"{st['faces_full']:,}; batches of {n}")
+    if profile:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(8):
+            batch()
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(12)
+        print("\n".join("      " + line for line in out.getvalue().splitlines() if line.strip())[:4000])
     r.release()
     return statistics.median(rates)
 
 
-def _child(models: str, size: int, seconds: float, q) -> None:
-    q.put(render_rate(models, size, seconds, passes=1))
+def processes_rate(models: str, count: int, size: int, seconds: float) -> list[float]:
+    """`count` processes rendering on GPU 0 at once (timing starts when all are warm): each one's img/s."""
+    ctx = mp.get_context("spawn")
+    q, barrier = ctx.Queue(), ctx.Barrier(count)
+    procs = [ctx.Process(target=_child, args=(models, size, seconds, q, barrier)) for _ in range(count)]
+    for p in procs:
+        p.start()
+    rates = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return rates
+
+
+def save_samples(models: str, path: str, size: int = 64, count: int = 64, device: int | None = 0) -> None:
+    """The first `count` images of seed 0 at `size` px, for comparing this GPU's pixels with another backend's
+    (`python3 benchmarks/gpu_figures.py --compare PATH` on the CPU)."""
+    import numpy as np
+
+    r = _renderer(models, size, device)
+    images = r.render([r.spec_at(i) for i in range(count)])
+    np.savez_compressed(path, images=images, gl=np.array(r.ctx.info["GL_RENDERER"]))
+    r.release()
+
+
+def compare_samples(models: str, path: str) -> None:
+    """This machine's render of the samples in `path` against them: how far two backends' pixels differ."""
+    import numpy as np
+
+    theirs = np.load(path)
+    images = theirs["images"]
+    mine_path = Path(path).with_suffix(".here.npz")
+    save_samples(models, str(mine_path), size=images.shape[1], count=len(images), device=None)
+    mine = np.load(mine_path)
+    diff = np.abs(mine["images"].astype(np.int16) - images.astype(np.int16))
+    same = (diff.reshape(len(diff), -1).max(axis=1) == 0).sum()
+    print(f"{theirs['gl']} against {mine['gl']}: {same} of {len(images)} images byte-identical; per pixel channel "
+          f"mean |diff| {diff.mean():.2f}, {np.mean(diff > 8):.2%} over 8 levels, max {diff.max()}")
+
+
+def _child(models: str, size: int, seconds: float, q, barrier) -> None:
+    q.put(render_rate(models, size, seconds, passes=1, barrier=barrier))
 
 
 def stream_rate(models: str, workers: int, batches: int = 60) -> float:
@@ -111,7 +208,18 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--skip-gan", action="store_true")
+    ap.add_argument("--samples", help="also save the first 64 images at 64 px here (.npz)")
+    ap.add_argument("--compare", help="on any machine: compare a --samples file with this machine's render")
+    ap.add_argument("--processes", type=int, nargs="+", default=[2],
+                    help="process counts to render with at once on the one GPU, at 64 px")
+    ap.add_argument("--without", nargs="*", default=[],
+                    help="64 px again with each of these off (a comma list of variations, or supersample)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only where the time goes: --without and --processes at 64 px, no sizes/stream/GAN")
     args = ap.parse_args()
+    if args.compare:
+        compare_samples(args.models, args.compare)
+        return 0
     if not torch.cuda.is_available():
         print("no CUDA GPU here: these are GPU figures")
         return 2
@@ -127,18 +235,19 @@ def main() -> int:
     print(f"  context: {ctx.extra['device']}")
     ctx.release()
     rates = {}
-    for size in args.sizes:
-        rates[size] = render_rate(args.models, size, args.seconds)
+    for size in [] if args.breakdown else args.sizes:
+        rates[size] = render_rate(args.models, size, args.seconds, split=True, profile=True)
         print(f"  render {size} px: {rates[size]:,.0f} img/s (median of 3)", flush=True)
-    q = mp.get_context("spawn").Queue()
-    procs = [mp.get_context("spawn").Process(target=_child, args=(args.models, 64, args.seconds * 2, q))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    both = [q.get() for _ in procs]
-    for p in procs:
-        p.join()
-    print(f"  two processes on one GPU, 64 px: {sum(both):,.0f} img/s ({' + '.join(f'{b:,.0f}' for b in both)})")
+    for without in args.without:
+        render_rate(args.models, 64, args.seconds, passes=1, split=True, without=without)
+    if args.samples:
+        save_samples(args.models, args.samples)
+    for count in args.processes:
+        each = processes_rate(args.models, count, 64, args.seconds * 2)
+        print(f"  {count} process(es) on one GPU, 64 px: {sum(each):,.0f} img/s "
+              f"({' + '.join(f'{b:,.0f}' for b in each)})", flush=True)
+    if args.breakdown:
+        return 0
     s, tr = stream_rate(args.models, args.workers), train_rate()
     print(f"  RenderStream ({args.workers} workers, 32 px): {s:,.0f} img/s; ResNet-20 training on the GPU: "
           f"{tr:,.0f} img/s; ratio {s / tr:.2f}", flush=True)

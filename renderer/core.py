@@ -308,6 +308,8 @@ class Renderer:
     def time_passes(self, on: bool = True) -> PassTimer | None:
         """Per-pass wall time from now on (`PassTimer.seconds`), for benchmarks: it waits for the GL to finish
         each pass, so it slows rendering a little and leaves every pixel as it is."""
+        if self._timer is not None:
+            self._timer.stop()
         self._timer = PassTimer(self.ctx) if on else None
         return self._timer
 
@@ -568,21 +570,47 @@ class Renderer:
 
 
 class PassTimer:
-    """Wall time per rendering pass, summed over batches. Each mark waits for the GL (ctx.finish), so a pass's
-    time is its own and not the next one's; without a timer nothing waits."""
+    """Wall time per rendering pass, summed over batches, and where the driver measures it, the GPU's own time
+    (a GL_TIME_ELAPSED query per pass: `gpu_seconds`, empty where the driver gives none, as llvmpipe does). Each
+    mark waits for the GL (ctx.finish), so a pass's time is its own and not the next one's; without a timer
+    nothing waits. Wall time minus GPU time is what the CPU spends issuing the pass."""
+
+    _NO_RESULT = 0xFFFFFFFF  # what moderngl reads back from a driver that does not time
 
     def __init__(self, ctx: moderngl.Context):
-        self.ctx, self.seconds, self._t = ctx, {}, None
+        self.ctx, self.seconds, self.gpu_seconds, self._t = ctx, {}, {}, None
+        self._query = None
+        try:
+            self._query = ctx.query(time=True)
+        except Exception:  # a context without timer queries: wall time only
+            pass
+        self._timing_gpu = False
 
     def mark(self, name: str | None) -> None:
         """End the pass called `name` (None: start timing here)."""
         import time
 
+        if self._timing_gpu:
+            self._query.__exit__(None, None, None)
+            self._timing_gpu = False
         self.ctx.finish()
         now = time.perf_counter()
         if name is not None and self._t is not None:
             self.seconds[name] = self.seconds.get(name, 0.0) + now - self._t
+            if self._query is not None:
+                ns = self._query.elapsed
+                if 0 <= ns < self._NO_RESULT:
+                    self.gpu_seconds[name] = self.gpu_seconds.get(name, 0.0) + ns * 1e-9
         self._t = now
+        if self._query is not None:
+            self._query.__enter__()
+            self._timing_gpu = True
+
+    def stop(self) -> None:
+        """End the open GPU query (a renderer whose timer is switched off must not leave one running)."""
+        if self._timing_gpu:
+            self._query.__exit__(None, None, None)
+            self._timing_gpu = False
 
 
 def _clip_to_cells(ctx: moderngl.Context, on: bool) -> None:

@@ -13,18 +13,9 @@
 set -uo pipefail
 table=$1 records=$2 seeds=$3 budget=${4:-480}
 start=$(date +%s)
-command -v nvidia-smi >/dev/null && [ -n "${OUT:-}" ] || { echo "run this on the lent GPU machine (device tool)"; exit 2; }
-for f in .device/gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .device/whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MIXREAL_DATA=/work/shared/data MIXREAL_CACHE=/tmp/mixreal-cache
-mkdir -p /work/shared/data /work/exp
-cp -r .device/data/. /work/shared/data/
-cp -r .device/exp/data /work/exp/ 2>/dev/null
+# shellcheck source=scripts/device_env.sh
+source scripts/device_env.sh
 rm -rf "/work/exp/$table" && cp -r "$records" "/work/exp/$table"
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-python3 -c "import torch, moderngl; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
 # one row at a time, so that the time budget is checked between runs
 python3 - "$table" <<'EOF' > /tmp/rows.txt
