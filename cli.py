@@ -236,16 +236,14 @@ def render(models, classes, variations, size, seed, batch_size, supersample, msa
             summary = render_ray(library, config, out, per_model, root, ray_address,
                                  actors=workers if workers > 1 else None, progress=not quiet, per_class=per_class,
                                  fmt=fmt, shard_size=shard_size)
+        elif workers > 1:
+            summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet,
+                                      per_class=per_class, shard_size=shard_size if fmt == "webdataset" else None)
         elif fmt == "webdataset":
             from renderer.shards import render_shards
 
-            if workers > 1:
-                _fail("--format webdataset renders in one process per machine (use --shard K/N across machines)")
             summary = render_shards(Renderer(library, config), out, per_model, root, shard_size,
                                     progress=not quiet, shard=shard, per_class=per_class)
-        elif workers > 1:
-            summary = render_parallel(library, config, out, per_model, root, workers, shard, progress=not quiet,
-                                      per_class=per_class)
         else:
             renderer = Renderer(library, config)
             summary = render_dataset(renderer, out, per_model, models_root=root, progress=not quiet, shard=shard,

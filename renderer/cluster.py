@@ -1,7 +1,10 @@
 """Rendering a dataset on a Ray cluster: `mixreal render ... --ray local|auto|ADDRESS`.
 
-One actor per GPU (`num_gpus=1`: Ray sets its CUDA_VISIBLE_DEVICES, and renderer.devices maps the actor's
-CUDA device 0 to its EGL device) or, on a cluster without GPUs, one per CPU slot. Each actor holds its GL
+Several actors per GPU, each with a fractional `num_gpus` (Ray sets its CUDA_VISIBLE_DEVICES, and
+renderer.devices maps the actor's CUDA device 0 to its EGL device): one rendering process is bound by its
+CPU work, not by the GPU (one process renders about a tenth of what twelve do on one H200: docs/RESULTS.md,
+"GPU figures"), so by default a GPU gets as many actors as the cluster has CPUs per GPU. On a cluster
+without GPUs, one actor per CPU slot. Each actor holds its GL
 context and loaded models for its lifetime. The driver hands out blocks of consecutive global indices (one
 renderer batch each); an actor renders a block, writes its PNGs atomically into OUT (which must be storage
 every node sees) and returns the block's manifest lines, which only the driver writes. So the output is the
@@ -13,6 +16,7 @@ file and no duplicate line; a re-run of the command skips every image on disk an
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import replace
@@ -74,6 +78,16 @@ def _fail_once() -> None:
         os._exit(1)  # as a node lost mid-block would: no cleanup, no reply
 
 
+def actor_layout(gpus: int, cpus: int, actors: int | None) -> tuple[int, float]:
+    """(number of actors, each one's share of a GPU; 0 on a cluster without GPUs). `actors` None: every
+    CPU slot, shared evenly by the GPUs."""
+    if gpus <= 0:
+        return actors or cpus, 0.0
+    per_gpu = -(-actors // gpus) if actors else max(1, cpus // gpus)
+    # Ray counts GPU shares to 4 decimal places: round down so that per_gpu of them fit on one GPU
+    return actors or gpus * per_gpu, math.floor(10_000 / per_gpu) / 10_000
+
+
 def _connect(address: str):
     import ray
 
@@ -127,10 +141,10 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
     try:
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-        n = actors or (gpus or cpus)
+        n, share = actor_layout(gpus, cpus, actors)
         options = dict(max_restarts=3, max_task_retries=3)
         if gpus:
-            options.update(num_gpus=1, num_cpus=1)
+            options.update(num_gpus=share, num_cpus=1)
             config = replace(config, device=0)  # the actor's one visible GPU, mapped to its EGL device
         else:
             options.update(num_cpus=1)
@@ -162,7 +176,8 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
         if bar is not None:
             bar.close()
         data = json.loads((out / "render.json").read_text())
-        data.setdefault("rendered_on", {})["ray"] = sorted(set(devices))
+        data.setdefault("rendered_on", {})["ray"] = {"actors": n, "gpu_share": share,
+                                                      "devices": sorted(set(devices))}
         atomic_write_text(out / "render.json", json.dumps(data, indent=2) + "\n")
     finally:
         if started:

@@ -1,8 +1,11 @@
 """Rendering a dataset with several processes (CPU cores or GPUs) on one machine.
 
 Each worker is a spawned process with its own EGL context (on GPU w mod n_gpus when GPUs are
-visible) that renders one sub-shard of this machine's shard; the parent shows one progress bar and
-merges the workers' manifests. Spawned rather than forked: Mesa's state is not fork-safe.
+visible) that renders one sub-shard of this machine's shard — PNG blocks, or with --format webdataset whole
+tars — ; the parent shows one progress bar and merges the workers' manifests (or writes _info.json).
+Spawned rather than forked: Mesa's state is not fork-safe. Several workers on one GPU are how a GPU is kept
+busy: one process is bound by its CPU work (JPEG, framing, PNG), not by the GPU (docs/RESULTS.md, "GPU
+figures": 12 processes on one H200 render about 10x what one does).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from .core import batch_capacity
 from .export import RenderSummary, check_settings, in_shard, merge_manifests, render_dataset, settings_of
 from .indexing import SampleIndex
 from .platform import gpu_count
+from .shards import shard_chunks, write_info
 
 
 def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tuple[int | None, int | None],
-            shard: tuple[int, int], q, gpus: int) -> None:
+            shard: tuple[int, int], q, gpus: int, shard_size: int | None) -> None:
     try:
         from .core import Renderer
         from .library import ModelLibrary
@@ -30,8 +34,14 @@ def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tu
             config = replace(config, device=shard[0] % gpus)
         library = ModelLibrary.load(models_root, on_skip=lambda m: None, classes=classes)  # the parent's classes
         renderer = Renderer(library, config)
-        s = render_dataset(renderer, out, counts[0], models_root, progress=False, shard=shard,
-                           on_progress=lambda n: q.put(("progress", n)), merge=False, per_class=counts[1])
+        if shard_size is None:
+            s = render_dataset(renderer, out, counts[0], models_root, progress=False, shard=shard,
+                               on_progress=lambda n: q.put(("progress", n)), merge=False, per_class=counts[1])
+        else:
+            from .shards import render_shards
+
+            s = render_shards(renderer, out, counts[0], models_root, shard_size, progress=False, shard=shard,
+                              per_class=counts[1], on_progress=lambda n: q.put(("progress", n)), info=False)
         q.put(("done", (s.rendered, s.already_done, s.total)))
     except BaseException as exc:  # reported to the parent as one line; the traceback for debugging
         q.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()))
@@ -40,18 +50,22 @@ def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tu
 
 def render_parallel(library, config, out: Path, per_model: int | None, models_root: Path, workers: int,
                     shard: tuple[int, int] = (0, 1), progress: bool = True,
-                    per_class: int | None = None) -> RenderSummary:
-    """This machine's shard rendered by `workers` processes; sub-shard w is (k + n w, n W)."""
+                    per_class: int | None = None, shard_size: int | None = None) -> RenderSummary:
+    """This machine's shard rendered by `workers` processes; sub-shard w is (k + n w, n W). With
+    `shard_size`, as WebDataset tars of that many samples (tar t to the worker whose sub-shard holds it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, settings_of(config, models_root))  # before the workers race to write it
+    settings = settings_of(config, models_root)
+    if shard_size is not None:
+        settings = {**settings, "format": "webdataset", "shard_size": shard_size}
+    check_settings(out, settings)  # before the workers race to write it
     k, n = shard
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     gpus = gpu_count()
     classes = sorted({m.label for m in library.models})
     procs = [ctx.Process(target=_worker, args=(models_root, classes, config, out, (per_model, per_class),
-                                               (k + n * w, n * workers), q, gpus), daemon=True)
+                                               (k + n * w, n * workers), q, gpus, shard_size), daemon=True)
              for w in range(workers)]
     start = time.perf_counter()
     for p in procs:
@@ -60,9 +74,13 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
     if progress:
         from tqdm import tqdm
 
-        block = batch_capacity(config)
         index = SampleIndex([m.label for m in library.models])
-        total = sum(1 for s in index.specs(per_model, per_class) if in_shard(index.global_index(s), block, shard))
+        specs = index.specs(per_model, per_class)
+        if shard_size is None:
+            block = batch_capacity(config)
+            total = sum(1 for s in specs if in_shard(index.global_index(s), block, shard))
+        else:
+            total = sum(len(c) for t, c in enumerate(shard_chunks(list(specs), shard_size)) if t % n == k)
         bar = tqdm(total=total, unit="img", desc=f"render x{workers}", dynamic_ncols=True, smoothing=0.1)
     summary = RenderSummary(skipped_models=[(str(p), r) for p, r in library.skipped])
     finished, error = 0, None
@@ -92,6 +110,9 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
     summary.seconds = time.perf_counter() - start
     if error is not None:
         raise RuntimeError(error[0])
-    if n == 1:
+    if shard_size is not None:
+        specs = list(SampleIndex([m.label for m in library.models]).specs(per_model, per_class))
+        write_info(out, shard_chunks(specs, shard_size), classes)  # once every tar of the job is on disk
+    elif n == 1:
         merge_manifests(out, remove_shards=True)
     return summary

@@ -60,9 +60,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def render_shards(renderer, out: Path, per_model: int | None, models_root: Path, shard_size: int = 1000,
                   progress: bool = True, shard: tuple[int, int] = (0, 1), per_class: int | None = None,
-                  on_progress=None) -> RenderSummary:
+                  on_progress=None, info: bool = True) -> RenderSummary:
     """Render this job's shards not yet on disk (every shard_size samples one tar; with `shard` K/N, tar k
-    when k mod N == K) into `out`."""
+    when k mod N == K) into `out`; then, with `info`, _info.json if every tar of the job is there."""
     if shard_size < 1:
         raise ValueError(f"shard size {shard_size}: at least 1")
     out = Path(out)
@@ -96,7 +96,8 @@ def render_shards(renderer, out: Path, per_model: int | None, models_root: Path,
     summary.seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    write_info(out, chunks, classes)
+    if info:
+        write_info(out, chunks, classes)
     return summary
 
 

@@ -13,7 +13,7 @@ set -uo pipefail
 start=$(date +%s)
 # shellcheck source=scripts/device_env.sh
 source scripts/device_env.sh
-python3 -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tee "$OUT/tests.txt" | tail -3
+[ $# -gt 0 ] || python3 -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tee "$OUT/tests.txt" | tail -3
 python3 benchmarks/gpu_figures.py --models "$MIXREAL_DATA/meshes" --seconds "${SECONDS_PER_PASS:-2}" \
   --samples "$OUT/samples_gpu.npz" "$@" 2>&1 | tee "$OUT/figures.txt"
 echo "device_figures: $(( $(date +%s) - start )) s in all"

@@ -36,15 +36,18 @@ def test_shards_and_info(shards):
     assert all((shards / f).is_file() for f in split["filenames"])
 
 
-def test_same_bytes_again_and_a_lost_shard_comes_back(default_models, shards, tmp_path):
-    again = _render(default_models, tmp_path / "again", "--format", "webdataset", "--shard-size", "25")
+def test_same_bytes_from_two_workers_and_a_lost_shard_comes_back(default_models, shards, tmp_path):
+    # two worker processes (each writing whole tars) give the one-process job's bytes, _info.json too
+    again = _render(default_models, tmp_path / "again", "--format", "webdataset", "--shard-size", "25",
+                    "--workers", "2")
     for name in json.loads((shards / "_info.json").read_text())["splits"]["train"]["filenames"]:
         assert (again / name).read_bytes() == (shards / name).read_bytes()
+    assert (again / "_info.json").read_text().replace("again", "out") == (shards / "_info.json").read_text()
     lost = again / "mixreal-000002.tar"
     before = lost.read_bytes()
     lost.unlink()
     r = CliRunner().invoke(main, ["render", "--models", str(default_models), *JOB, "--out", str(again), "--format",
-                                  "webdataset", "--shard-size", "25"])
+                                  "webdataset", "--shard-size", "25", "--workers", "2"])
     assert r.exit_code == 0 and "25 images rendered, 83 already there" in r.output
     assert lost.read_bytes() == before
 
