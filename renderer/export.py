@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .core import Renderer, SampleSpec
 
@@ -83,11 +82,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
-    import io
+    from .png import encode_png
 
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, encode_png(image))
 
 
 def image_name(label: str, model_name: str, index: int) -> str:

@@ -20,9 +20,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from .export import (
     RenderSummary,
     atomic_write_bytes,
@@ -32,6 +29,7 @@ from .export import (
     record_device,
     settings_of,
 )
+from .png import encode_png
 
 INFO = "_info.json"
 PREFIX = "mixreal"
@@ -44,12 +42,6 @@ def shard_name(k: int) -> str:
 def sample_key(label: str, model_name: str, index: int) -> str:
     """A WebDataset key: no dots (the reader splits a member name at its first dot) and no slashes."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{label}_{model_name}_{index}")
-
-
-def _png(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -114,7 +106,7 @@ def build_shard(renderer, chunk: list, classes: list[str], map_=map, done=None) 
             batch = chunk[i:i + renderer.batch_capacity]
             params = renderer.params(batch)
             images = renderer.render(batch, params=params)
-            pngs = list(map_(_png, images))
+            pngs = list(map_(encode_png, images))
             rows = params.rows()
             for j, spec in enumerate(batch):
                 model = renderer.models[spec.model]
