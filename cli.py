@@ -196,7 +196,8 @@ def models_command(models, classes, as_json):
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Render processes on this machine (each its own GL context; GPU w mod #GPUs).")
+              help="Render processes on this machine (each its own GL context; GPU w mod #GPUs). On a GPU use "
+                   "several per GPU, up to about the CPU cores: one process is CPU-bound.")
 @click.option("--shard", default="0/1", show_default=True, callback=lambda c, p, v: _parse_shard(v),
               help="K/N: render only shard K (0-based) of N, e.g. one per machine into a shared OUT; "
                    "then run once without --shard to merge the manifests.")
@@ -206,7 +207,8 @@ def models_command(models, classes, as_json):
               help="Images per tar with --format webdataset.")
 @click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
               help="Render on a Ray cluster: local starts one here, auto joins the running cluster, or its "
-                   "address. One actor per GPU (or CPU slot; --workers N sets the count). OUT must be storage "
+                   "address. Actors share each GPU (default: the cluster's CPUs per GPU) or take a CPU slot each; "
+                   "--workers N sets the count. OUT must be storage "
                    "every node sees. Needs pip install 'mixreal[ray]'.")
 def render(models, classes, variations, size, seed, batch_size, supersample, msaa, device, textures, backgrounds, lod,
            config_file, per_model, per_class, out, quiet, workers, shard, fmt, shard_size, ray_address):
