@@ -5,13 +5,15 @@
 
 1. Which device renders: the EGL devices with their CUDA ordinals (EGL_CUDA_DEVICE_NV), and what
    `--device 0` maps to.
-2. Render images/s on GPU 0 at each size (every variation, today's defaults, median of 3 timed passes),
-   and two processes rendering on the same GPU at 64 px (their sum).
+2. Render images/s on GPU 0 at each size (every variation, today's defaults, median of 3 timed passes) with
+   where one process's time goes, and N processes rendering on the same GPU at 64 px (their sum: one
+   process is bound by its CPU work, so a GPU's throughput takes several).
 3. RenderStream (DataLoader workers, 32 px) against ResNet-20 training steps on the GPU (batch 128, the
    trainer's step: uint8 to the device, channels_last, bf16 autocast): the stream must keep the GPU busy.
 4. CycleGAN iterations/s (benchmarks/gan_speed.py, the appendix's networks at batch 144 and 5 G + 1 D
    updates per iteration) and the time one paper-scale stage takes.
-Target: >= 50,000 images/s at 64 px on an H100 (rendering issue). Exits 1 on a miss.
+Target: >= 50,000 images/s at 64 px on one GPU (an H100 in the scale issue), by one process or several
+together. Exits 1 on a miss.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import multiprocessing as mp
+import os
 import statistics
 import subprocess
 import sys
@@ -210,8 +213,10 @@ def main() -> int:
     ap.add_argument("--skip-gan", action="store_true")
     ap.add_argument("--samples", help="also save the first 64 images at 64 px here (.npz)")
     ap.add_argument("--compare", help="on any machine: compare a --samples file with this machine's render")
-    ap.add_argument("--processes", type=int, nargs="+", default=[2],
-                    help="process counts to render with at once on the one GPU, at 64 px")
+    cores = os.cpu_count() or 2
+    ap.add_argument("--processes", type=int, nargs="+", default=sorted({2, max(2, cores // 2), max(2, cores * 3 // 4)}),
+                    help="process counts to render with at once on the one GPU, at 64 px (default: 2, half and "
+                         "three quarters of the CPU cores)")
     ap.add_argument("--without", nargs="*", default=[],
                     help="64 px again with each of these off (a comma list of variations, or supersample)")
     ap.add_argument("--breakdown", action="store_true",
@@ -235,19 +240,23 @@ def main() -> int:
     print(f"  context: {ctx.extra['device']}")
     ctx.release()
     rates = {}
+    best_64 = 0.0  # one process or several on the GPU together
     for size in [] if args.breakdown else args.sizes:
         rates[size] = render_rate(args.models, size, args.seconds, split=True, profile=True)
         print(f"  render {size} px: {rates[size]:,.0f} img/s (median of 3)", flush=True)
+        if size == 64:
+            best_64 = rates[size]
     for without in args.without:
         render_rate(args.models, 64, args.seconds, passes=1, split=True, without=without)
     if args.samples:
         save_samples(args.models, args.samples)
     for count in args.processes:
         each = processes_rate(args.models, count, 64, args.seconds * 2)
+        best_64 = max(best_64, sum(each))
         print(f"  {count} process(es) on one GPU, 64 px: {sum(each):,.0f} img/s "
               f"({' + '.join(f'{b:,.0f}' for b in each)})", flush=True)
     if args.breakdown:
-        return 0
+        return 0 if best_64 >= TARGET_64 else 1
     s, tr = stream_rate(args.models, args.workers), train_rate()
     print(f"  RenderStream ({args.workers} workers, 32 px): {s:,.0f} img/s; ResNet-20 training on the GPU: "
           f"{tr:,.0f} img/s; ratio {s / tr:.2f}", flush=True)
@@ -256,8 +265,8 @@ def main() -> int:
                       ["--batch", "32", "--blocks", "3", "--g-updates", "1"]):
             subprocess.run([sys.executable, str(REPO / "benchmarks" / "gan_speed.py"), "--device", "cuda",
                             "--steps", "20", *extra], check=False)
-    ok = 64 not in rates or rates[64] >= TARGET_64
-    print(f"  64 px target >= {TARGET_64:,} img/s: {'met' if ok else 'MISSED'}")
+    ok = best_64 >= TARGET_64
+    print(f"  64 px target >= {TARGET_64:,} img/s on the GPU: best {best_64:,.0f}, {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 
 
