@@ -158,6 +158,30 @@ def test_workers_and_shards_give_the_same_dataset(default_models, tmp_path):
     assert bad.exit_code == 2 and "0 <= K < N" in bad.output
 
 
+def test_merging_keeps_each_listed_image_once_in_order_and_drops_torn_lines(tmp_path):
+    from renderer.export import merge_manifests
+
+    def entry(cls, model, index, model_file="m.obj"):
+        path = f"{cls}/{model}_{index}.png"
+        (tmp_path / cls).mkdir(exist_ok=True)
+        (tmp_path / path).write_bytes(b"")
+        return {"path": path, "class": cls, "model": model, "model_file": model_file, "seed": 0, "index": index,
+                "params": {"camera": {"azimuth": 0.5}, "occluders": []}}
+
+    odd = entry("car", 'a "quoted"\\name', 2, model_file='C:\\models\\"x".obj')  # escapes in the head
+    entries = [entry("truck", "t", 10), entry("car", "b", 1), odd, entry("car", "b", 0), entry("car", "b", 11)]
+    lost = entry("car", "b", 7)
+    (tmp_path / lost["path"]).unlink()  # listed, but its image is gone
+    lines = [json.dumps(e) + "\n" for e in entries]
+    (tmp_path / "manifest.jsonl").write_text(lines[0] + lines[1])
+    (tmp_path / "manifest.shard-0-of-2.jsonl").write_text(lines[2] + lines[1] + json.dumps(lost) + "\n")
+    (tmp_path / "manifest.shard-1-of-2.jsonl").write_text(lines[3] + "\n" + lines[4][:-40])  # torn by a kill
+    assert merge_manifests(tmp_path, remove_shards=True) == 4
+    expected = sorted(entries[:4], key=lambda e: (e["class"], e["model"], e["index"]))
+    assert (tmp_path / "manifest.jsonl").read_text() == "".join(json.dumps(e) + "\n" for e in expected)
+    assert not list(tmp_path.glob("manifest.shard-*"))
+
+
 def test_per_class_renders_a_class_balanced_set_from_unbalanced_models(tmp_path):
     """The shared meshes have many more cars than trucks (manifest.csv): --per-class still gives each class the
     same count, shared evenly by its models, and runs with --workers give the same files."""
