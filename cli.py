@@ -490,7 +490,9 @@ AUTO_RATIOS = ("1:1", "1:3", "1:7", "1:15")
               help="Start from another run's weights (its folder: best.pt, or a .pt file), e.g. pre-train "
                    "synthetic only (--ratio 0:1), then fine-tune on real images (--ratio 1:0 --init THAT_RUN).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="DataLoader workers (synthetic source).")
+@click.option("--workers", default=None, type=click.IntRange(0, 64),
+              help="DataLoader workers rendering or reading the synthetic images (default: 2 on a CPU; on a GPU "
+                   "the CPU cores less 2, at most 8: one rendering process cannot feed a GPU).")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--quiet", is_flag=True)

@@ -266,3 +266,16 @@ def test_init_starts_from_another_runs_weights(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     bad = CliRunner().invoke(main, [*base, "--init", str(junk), "--out", str(tmp_path / "e")])
     assert bad.exit_code == 1 and "junk.pt: unreadable checkpoint" in bad.output
+
+
+def test_loader_workers_by_device(monkeypatch):
+    from train.loop import loader_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert loader_workers(None, cpu) == 2  # the CPU trains too: 2 measured best on 2 cores
+    assert loader_workers(None, gpu) == 8  # 16 cores: capped at 8
+    assert loader_workers(None, gpu, ranks=4) == 2  # 4 cores per rank, less 2
+    assert loader_workers(0, gpu) == 0 and loader_workers(5, cpu) == 5  # asked for: as asked
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert loader_workers(None, gpu) == 4

@@ -39,7 +39,9 @@ class TrainConfig:
     synthetic_budget: str = "1:15"
     image_size: int = 32
     seed: int = 0
-    workers: int = 2  # DataLoader workers for the synthetic source
+    # DataLoader workers for the synthetic source; None: loader_workers() picks by device (2 on a CPU, more on
+    # a GPU, since one rendering process cannot feed one)
+    workers: int | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bfloat16 autocast on GPU
     compile: bool = False  # torch.compile the model (pays off on GPU for long runs)

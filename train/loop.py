@@ -45,6 +45,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def loader_workers(requested: int | None, device: torch.device, ranks: int = 1) -> int:
+    """DataLoader workers for the synthetic source: as requested, else 2 where training runs on the CPU (it
+    needs the cores itself: 2 measured best on 2 cores) and on a GPU this process's share of the CPU cores
+    less 2, at most 8. On an H200 one rendering process keeps a quarter to half of the GPU busy and 8 workers
+    fed ResNet-20 1.33x what it consumed (docs/RESULTS.md, "GPU figures")."""
+    if requested is not None:
+        return requested
+    if device.type != "cuda":
+        return 2
+    return max(2, min(8, (os.cpu_count() or 2) // max(1, ranks) - 2))
+
+
 def augment(images: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crop with `pad` px zero padding and a horizontal flip, per image, on a uint8 batch."""
     b, c, h, w = images.shape
@@ -222,6 +234,8 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     out.mkdir(parents=True, exist_ok=True)
     dd = distributed.setup(cfg.device)  # under torchrun: this rank's share of every batch; else one process
     device = dd.device
+    if synthetic is not None and cfg.workers is None:
+        cfg = replace(cfg, workers=loader_workers(None, device, dd.world))
     if not dd.main:
         log = _silent
     torch.manual_seed(cfg.seed)
@@ -275,7 +289,7 @@ def train_classifier(cfg: TrainConfig, train: RealDataset | None, val: RealDatas
     runner = torch.compile(runner) if cfg.compile else runner
     n_batches = (epoch_batches(cfg, len(train)) if train is not None
                  else max(1, len(val) * 10 // cfg.batch_size))
-    batches = MixedBatches(train, synthetic, cfg.ratio, cfg.batch_size, seed=cfg.seed, workers=cfg.workers,
+    batches = MixedBatches(train, synthetic, cfg.ratio, cfg.batch_size, seed=cfg.seed, workers=cfg.workers or 0,
                            start_epoch=start_epoch, epoch_batches=n_batches, rank=dd.rank, world=dd.world)
     writer = tensorboard_writer(out / "tensorboard") if dd.main else None
     amp = cfg.amp and device.type == "cuda"
