@@ -64,6 +64,8 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
     q = ctx.Queue()
     gpus = gpu_count()
     classes = sorted({m.label for m in library.models})
+    index = SampleIndex([m.label for m in library.models])
+    specs = list(index.specs(per_model, per_class))  # the job, for the bar and the shards' index
     procs = [ctx.Process(target=_worker, args=(models_root, classes, config, out, (per_model, per_class),
                                                (k + n * w, n * workers), q, gpus, shard_size), daemon=True)
              for w in range(workers)]
@@ -74,13 +76,11 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
     if progress:
         from tqdm import tqdm
 
-        index = SampleIndex([m.label for m in library.models])
-        specs = index.specs(per_model, per_class)
         if shard_size is None:
             block = batch_capacity(config)
             total = sum(1 for s in specs if in_shard(index.global_index(s), block, shard))
         else:
-            total = sum(len(c) for t, c in enumerate(shard_chunks(list(specs), shard_size)) if t % n == k)
+            total = sum(len(c) for t, c in enumerate(shard_chunks(specs, shard_size)) if t % n == k)
         bar = tqdm(total=total, unit="img", desc=f"render x{workers}", dynamic_ncols=True, smoothing=0.1)
     summary = RenderSummary(skipped_models=[(str(p), r) for p, r in library.skipped])
     finished, error = 0, None
@@ -111,7 +111,6 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
     if error is not None:
         raise RuntimeError(error[0])
     if shard_size is not None:
-        specs = list(SampleIndex([m.label for m in library.models]).specs(per_model, per_class))
         write_info(out, shard_chunks(specs, shard_size), classes)  # once every tar of the job is on disk
     elif n == 1:
         merge_manifests(out, remove_shards=True)
