@@ -129,15 +129,21 @@ def processes_rate(models: str, count: int, size: int, seconds: float) -> list[f
     return rates
 
 
-def save_samples(models: str, path: str, size: int = 64, count: int = 64, device: int | None = 0) -> None:
-    """The first `count` images of seed 0 at `size` px, for comparing this GPU's pixels with another backend's
-    (`python3 benchmarks/gpu_figures.py --compare PATH` on the CPU)."""
-    import numpy as np
-
+def sample_images(models: str, size: int = 64, count: int = 64, device: int | None = 0):
+    """The first `count` images of seed 0 at `size` px, and the GL renderer that drew them."""
     r = _renderer(models, size, device)
     images = r.render([r.spec_at(i) for i in range(count)])
-    np.savez_compressed(path, images=images, gl=np.array(r.ctx.info["GL_RENDERER"]))
+    gl = r.ctx.info["GL_RENDERER"]
     r.release()
+    return images, gl
+
+
+def save_samples(models: str, path: str) -> None:
+    """This GPU's samples, for comparing its pixels with another backend's (`--compare PATH` there)."""
+    import numpy as np
+
+    images, gl = sample_images(models)
+    np.savez_compressed(path, images=images, gl=np.array(gl))
 
 
 def compare_samples(models: str, path: str) -> None:
@@ -146,12 +152,10 @@ def compare_samples(models: str, path: str) -> None:
 
     theirs = np.load(path)
     images = theirs["images"]
-    mine_path = Path(path).with_suffix(".here.npz")
-    save_samples(models, str(mine_path), size=images.shape[1], count=len(images), device=None)
-    mine = np.load(mine_path)
-    diff = np.abs(mine["images"].astype(np.int16) - images.astype(np.int16))
+    mine, gl = sample_images(models, size=images.shape[1], count=len(images), device=None)
+    diff = np.abs(mine.astype(np.int16) - images.astype(np.int16))
     same = (diff.reshape(len(diff), -1).max(axis=1) == 0).sum()
-    print(f"{theirs['gl']} against {mine['gl']}: {same} of {len(images)} images byte-identical; per pixel channel "
+    print(f"{theirs['gl']} against {gl}: {same} of {len(images)} images byte-identical; per pixel channel "
           f"mean |diff| {diff.mean():.2f}, {np.mean(diff > 8):.2%} over 8 levels, max {diff.max()}")
 
 
@@ -255,12 +259,11 @@ def main() -> int:
         best_64 = max(best_64, sum(each))
         print(f"  {count} process(es) on one GPU, 64 px: {sum(each):,.0f} img/s "
               f"({' + '.join(f'{b:,.0f}' for b in each)})", flush=True)
-    if args.breakdown:
-        return 0 if best_64 >= TARGET_64 else 1
-    s, tr = stream_rate(args.models, args.workers), train_rate()
-    print(f"  RenderStream ({args.workers} workers, 32 px): {s:,.0f} img/s; ResNet-20 training on the GPU: "
-          f"{tr:,.0f} img/s; ratio {s / tr:.2f}", flush=True)
-    if not args.skip_gan:
+    if not args.breakdown:
+        s, tr = stream_rate(args.models, args.workers), train_rate()
+        print(f"  RenderStream ({args.workers} workers, 32 px): {s:,.0f} img/s; ResNet-20 training on the GPU: "
+              f"{tr:,.0f} img/s; ratio {s / tr:.2f}", flush=True)
+    if not (args.skip_gan or args.breakdown):
         for extra in (["--batch", "144", "--blocks", "9", "--g-updates", "5"],
                       ["--batch", "32", "--blocks", "3", "--g-updates", "1"]):
             subprocess.run([sys.executable, str(REPO / "benchmarks" / "gan_speed.py"), "--device", "cuda",

@@ -5,6 +5,7 @@ difference x8). Run from the repository root: python3 docs/runs/session24/gpu/pl
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -39,13 +40,12 @@ def processes_chart(out: Path) -> None:
 
 
 def backends_picture(out: Path) -> None:
-    from renderer import ModelLibrary, RenderConfig, Renderer
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_figures import sample_images
 
     gpu = np.load(HERE / "samples_gpu.npz")["images"][:16]
-    meshes = Path(__import__("os").environ.get("MIXREAL_DATA", REPO.parent / "shared" / "data")) / "meshes"
-    lib = ModelLibrary.load(meshes, on_skip=lambda m: None, classes=["airplane", "car", "horse", "truck"])
-    r = Renderer(lib, RenderConfig(size=gpu.shape[1], seed=0))
-    cpu = r.render([r.spec_at(i) for i in range(len(gpu))])
+    meshes = Path(os.environ.get("MIXREAL_DATA", REPO.parent / "shared" / "data")) / "meshes"
+    cpu, _ = sample_images(str(meshes), size=gpu.shape[1], count=len(gpu), device=None)
     diff = np.clip(np.abs(cpu.astype(np.int16) - gpu.astype(np.int16)) * 8, 0, 255).astype(np.uint8)
     fig, axes = plt.subplots(3, 1, figsize=(10, 2.4))
     names = ("H200 (NVIDIA EGL)", "llvmpipe (CPU)", "|difference| x 8")
