@@ -268,6 +268,35 @@ def test_init_starts_from_another_runs_weights(tmp_path):
     assert bad.exit_code == 1 and "junk.pt: unreadable checkpoint" in bad.output
 
 
+class _RunsCode:
+    """A pickle that would create a file when loaded unrestricted: a downloaded "checkpoint" a user must not
+    run."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_checkpoint_with_code_or_torn_is_refused_in_one_line(tmp_path):
+    from train.loop import load_checkpoint
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": _RunsCode(marker)}, evil)
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(evil)
+    msg = str(err.value)
+    assert not marker.exists() and "\n" not in msg and str(evil) in msg
+    assert "could run code" in msg and "weights_only=False" not in msg
+    torn = tmp_path / "torn.pt"
+    torch.save({"model": {"w": torch.zeros(64)}}, torn)
+    torn.write_bytes(torn.read_bytes()[:200])
+    with pytest.raises(ValueError, match="torn.pt: unreadable checkpoint \\(truncated or not a PyTorch file\\)"):
+        load_checkpoint(torn)
+
+
 def test_loader_workers_by_device(monkeypatch):
     from train.loop import loader_workers
 

@@ -9,6 +9,7 @@ killed and resumed ends with the same weights as one that never stopped.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -152,7 +153,19 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
-        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise ValueError(f"{path}: unreadable checkpoint ({_checkpoint_problem(exc)})") from None
+
+
+def _checkpoint_problem(exc: BaseException) -> str:
+    """Why torch.load refused a file, in words a user can act on. torch's own message for a pickle with
+    code in it ends by suggesting weights_only=False, which mixreal never does."""
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in text.lower():
+        return ("it holds objects other than tensors and plain values; refused, since loading it could run "
+                "code (mixreal's own checkpoints hold only tensors and plain values)")
+    if isinstance(exc, EOFError) or "central directory" in text or "zip archive" in text:
+        return "truncated or not a PyTorch file"
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no detail'}"
 
 
 def checkpoint_path(path: Path) -> Path:
