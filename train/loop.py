@@ -161,8 +161,8 @@ def _checkpoint_problem(exc: BaseException) -> str:
     code in it ends by suggesting weights_only=False, which mixreal never does."""
     text = str(exc)
     if isinstance(exc, pickle.UnpicklingError) and "weights_only" in text.lower():
-        return ("it holds objects other than tensors and plain values; refused, since loading it could run "
-                "code (mixreal's own checkpoints hold only tensors and plain values)")
+        return ("it holds objects other than tensors and plain values, as mixreal's own never do; "
+                "refused, since loading it could run code")
     if isinstance(exc, EOFError) or "central directory" in text or "zip archive" in text:
         return "truncated or not a PyTorch file"
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no detail'}"
