@@ -20,7 +20,7 @@ import moderngl
 import numpy as np
 
 from .camera import projection_matrices, view_matrices
-from .mesh_cache import mesh_from_npz, mesh_npz, npz_bytes
+from .mesh_cache import NPZ_ERRORS, mesh_from_npz, mesh_npz, npz_bytes
 from .meshes import MeshData
 
 # Silhouette agreement a simplified mesh must reach (intersection over union of the model's pixels,
@@ -273,7 +273,7 @@ def cached_simplify_for(mesh: MeshData, size: int, check: SilhouetteCheck, cache
                 if int(d["simplified"]) == 0:
                     return None
                 return mesh_from_npz(d, mesh.textures, mesh.has_uvs)
-        except (OSError, ValueError, KeyError):
+        except NPZ_ERRORS:
             pass  # unreadable cache entry: rebuild it
     simple = simplify_for(mesh, size, check)
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,11 @@ def default_mesh_cache() -> Path | None:
     from assets.models import cache_dir
 
     return cache_dir() / "meshes"
+
+
+# What np.load(allow_pickle=False) and reading its arrays raise for a torn, foreign or incomplete file: a torn
+# zip is BadZipFile (not an OSError), a non-zip ValueError (it will not unpickle), a missing array KeyError.
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -141,7 +147,7 @@ def load_and_key(path: Path, cache: Path | None, max_texture_size: int = MAX_TEX
                 cached = mesh_from_npz(d, list(d["textures"]), bool(d["has_uvs"]))
                 cached.warnings = [str(w) for w in d["warnings"]]
                 return cached, key
-        except (OSError, ValueError, KeyError, EOFError):
+        except NPZ_ERRORS:
             pass  # unreadable or foreign entry: parse again and replace it
     mesh = load_mesh(path, max_texture_size)
     try:

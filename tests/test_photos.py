@@ -155,6 +155,18 @@ def test_cli_builds_a_dataset_that_train_classify_reads(tmp_path):
                                   "--scale", "quick", "--workers", "0", "--out", str(run), "--quiet"])
     assert r.exit_code == 0, r.output
     assert json.loads((run / "summary.json").read_text())["classes"] == ["frogs", "ship"]
+    # a split cut short (a copy that stopped half-way) is named in one line by every command that reads it
+    torn = tmp_path / "torn"
+    shutil.copytree(out, torn)
+    data = (torn / "train.npz").read_bytes()
+    (torn / "train.npz").write_bytes(data[: len(data) // 2])
+    for cmd in (["train", "classify", "--real", str(torn), "--ratio", "1:0", "--epochs", "1", "--workers", "0",
+                 "--out", str(tmp_path / "run-torn")],
+                ["gap", "--real", str(torn), "--synthetic", str(out), "--split", "train", "--out", str(tmp_path / "g")],
+                ["refine", "--match-photos", str(out), "--input", str(torn), "--out", str(tmp_path / "r")]):
+        r = CliRunner().invoke(main, [*cmd, "--quiet"])
+        assert r.exit_code == 1 and "Traceback" not in r.output, (cmd, r.output)
+        assert f"{torn / 'train.npz'}: not a CIFAR-DA split (BadZipFile" in r.output, (cmd, r.output)
     # another size into the same folder would silently change what earlier runs were trained on
     r = CliRunner().invoke(main, ["data", "photos", str(root), "--out", str(out), "--size", "64", "--quiet"])
     assert r.exit_code != 0 and "other settings (size)" in r.output

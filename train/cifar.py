@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from renderer.mesh_cache import NPZ_ERRORS
+
 IMAGE_BYTES = 32 * 32 * 3
 
 
@@ -184,7 +186,7 @@ def _load_npz(path: Path) -> Split:
     try:
         with np.load(path, allow_pickle=False) as d:
             images, labels, names = d["images"], d["labels"].astype(np.int64), [str(n) for n in d["label_names"]]
-    except (OSError, ValueError, KeyError) as exc:
+    except NPZ_ERRORS as exc:
         raise CifarFormatError(f"{path}: not a CIFAR .npz (images, labels, label_names): {exc}") from None
     if images.dtype != np.uint8 or images.shape[1:] != (32, 32, 3) or len(images) != len(labels):
         raise CifarFormatError(f"{path}: images must be uint8 (N, 32, 32, 3) with one label each")

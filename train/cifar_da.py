@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from renderer.mesh_cache import NPZ_ERRORS
+
 from .cifar import Split
 from .classes import canonical
 
@@ -159,9 +161,18 @@ def load_split(folder: Path, split: str) -> RealSplit:
     path = Path(folder) / f"{split}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such split (build one with mixreal data photos or mixreal data cifar-da)")
+    d = read_split_arrays(path)
+    try:
+        return RealSplit(d["images"], d["labels"].astype(np.int64), [str(c) for c in d["class_names"]],
+                         d["source"], d["source_index"], d["source_label"])
+    except KeyError as exc:
+        raise ValueError(f"{path}: not a CIFAR-DA split (no array {exc})") from None
+
+
+def read_split_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a split's .npz, or a one-line error naming the file (torn, foreign, not an .npz)."""
     try:
         with np.load(path, allow_pickle=False) as d:
-            return RealSplit(d["images"], d["labels"].astype(np.int64), [str(c) for c in d["class_names"]],
-                             d["source"], d["source_index"], d["source_label"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a CIFAR-DA split ({exc})") from None
+            return {k: d[k] for k in d.files}
+    except NPZ_ERRORS as exc:
+        raise ValueError(f"{path}: not a CIFAR-DA split ({type(exc).__name__}: {exc})") from None

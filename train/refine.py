@@ -78,8 +78,11 @@ def match_folder(photos: Path, src: Path, out: Path, progress: bool = True) -> d
 def _sample_images(src: Path, kind: str, n: int) -> torch.Tensor:
     """Up to n images of a folder, evenly spaced, uint8 (N, 3, H, W)."""
     if kind == "cifar-da":
-        with np.load(src / "train.npz", allow_pickle=False) as d:
-            x = d["images"]
+        from .cifar_da import read_split_arrays
+
+        x = read_split_arrays(src / "train.npz").get("images")
+        if x is None:
+            raise ValueError(f"{src / 'train.npz'}: not a CIFAR-DA split (no images)")
         idx = np.linspace(0, len(x) - 1, min(n, len(x))).astype(int)
         return torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2).contiguous()
     from renderer.export import MANIFEST, read_manifest
@@ -160,15 +163,14 @@ def _refine_rendered(fn, src: Path, out: Path, settings: dict, progress: bool) -
 def _refine_cifar_da(fn, src: Path, out: Path, settings: dict, progress: bool) -> int:
     from renderer.export import atomic_write_text
 
-    from .cifar_da import _atomic_savez
+    from .cifar_da import _atomic_savez, read_split_arrays
 
     total = 0
     for split in ("train", "val", "test"):
         path = src / f"{split}.npz"
         if not path.is_file():
             continue
-        with np.load(path, allow_pickle=False) as d:
-            arrays = {k: d[k] for k in d.files}
+        arrays = read_split_arrays(path)
         if "images" not in arrays:
             raise ValueError(f"{path}: not a CIFAR-DA split (no images)")
         total += len(arrays["images"])

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from renderer.mesh_cache import NPZ_ERRORS
+
 POOL_IMAGES = 50_000
 QUICK_RATIOS = ("1:1", "1:7")  # candidates of the mixed rows at quick scale (paper scale: 1:1, 1:3, 1:7, 1:15)
 PAPER_RATIOS = ("1:1", "1:3", "1:7", "1:15")
@@ -209,8 +211,11 @@ def pool(out: Path, seed: int, key: str, runs: dict[str, Path], models: Path, cl
     name = key or "raw"
     path = out / "table3" / "pools" / f"seed-{seed}" / f"{name}-{n}.npz"
     if path.is_file():
-        with np.load(path, allow_pickle=False) as d:
-            return Pool(torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), class_names)
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                return Pool(torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), class_names)
+        except NPZ_ERRORS:
+            pass  # a cache the run wrote itself: a torn one is made again, not fatal hours into a table
     if key is None:
         stream = RenderStream(models, _render_config(seed, render_base), class_names=class_names, length=n,
                               block=256)
