@@ -432,9 +432,13 @@ def data_photos(photos, out, size, fit, split_text, seed, workers, quiet):
         _fail(str(exc))
     write(out, splits, info)
     counts = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-    click.echo(f"photos: {len(splits['train'].class_names)} classes ({', '.join(splits['train'].class_names)}); "
+    names = splits["train"].class_names
+    click.echo(f"photos: {_count(len(names), 'class')} ({', '.join(names)}); "
                f"{counts} images at {size} px; {_count(info['skipped'], 'file')} skipped, "
                f"{_count(info['duplicates_removed'], 'duplicate')} removed -> {out}")
+    if len(names) < 2:
+        click.echo(f"warning: one class only: train classify needs at least 2 (add {photos}/<class>/ folders)",
+                   err=True)
     for s in ("val", "test"):
         empty = [c for i, c in enumerate(splits[s].class_names) if not (splits[s].labels == i).any()]
         if empty:
@@ -525,6 +529,9 @@ def train_classify(real_dir, synthetic, stream, ratio, model, scale, epochs, lr,
     try:
         train, val, test = (_real_split(real_dir, s) for s in ("train", "val", "test"))
         classes = train.class_names
+        if len(classes) < 2:  # would train to a meaningless 100 %
+            _fail(f"{real_dir}: {_count(len(classes), 'class')} ({', '.join(classes)}): a classifier needs at "
+                  "least 2 (add PHOTOS/<class>/ folders and build it again)")
         render = dict(variations=variations, backgrounds=backgrounds, textures=textures, supersample=supersample,
                       config_file=config_file)
         size = int(train.images.shape[-1])  # the model resizes both to its own input (AlexNet: 224 px)

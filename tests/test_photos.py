@@ -172,6 +172,15 @@ def test_cli_builds_a_dataset_that_train_classify_reads(tmp_path):
     assert r.exit_code != 0 and "other settings (size)" in r.output
     r = CliRunner().invoke(main, ["data", "photos", str(tmp_path / "run"), "--out", str(tmp_path / "x")])
     assert r.exit_code != 0 and "no images in class folders" in r.output and "Traceback" not in r.output
+    # one class builds (a folder may grow class by class) but does not train to a meaningless 100 %
+    shutil.rmtree(root / "frogs")
+    one = tmp_path / "one"
+    r = CliRunner().invoke(main, ["data", "photos", str(root), "--out", str(one), "--quiet"])
+    assert r.exit_code == 0 and "1 class (ship)" in r.output and "one class only" in r.output, r.output
+    r = CliRunner().invoke(main, ["train", "classify", "--real", str(one), "--ratio", "1:0", "--epochs", "1",
+                                  "--workers", "0", "--out", str(tmp_path / "run-one"), "--quiet"])
+    assert r.exit_code == 1 and "1 class (ship): a classifier needs at least 2" in r.output, r.output
+    assert not (tmp_path / "run-one" / "summary.json").exists()
 
 
 def test_synthetic_images_come_at_the_photos_size(tmp_path, rendered32):
