@@ -883,8 +883,8 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
     try:
         real = _real_split(real_dir, split)
         classes = real.class_names
-        net = (meter.load_feature_net(features_run) if features_run is not None
-               else meter.cached_feature_net(real_dir, progress=not quiet, log=click.echo))
+        # both sources opened before the feature network, whose first training takes minutes: a wrong folder
+        # is reported at once
         if synthetic is not None:
             src = RenderedDataset(synthetic, class_names=classes)
         else:
@@ -893,6 +893,8 @@ def gap(real_dir, synthetic, stream, variations, config_file, backgrounds, textu
             src = RenderStream(stream, cfg, class_names=classes, length=count)
         if getattr(src, "missing_classes", None):
             click.echo(f"warning: no synthetic images for {', '.join(src.missing_classes)}", err=True)
+        net = (meter.load_feature_net(features_run) if features_run is not None
+               else meter.cached_feature_net(real_dir, progress=not quiet, log=click.echo))
         syn_images, syn_labels = meter.collect(src, count)
         report, feats = meter.measure(net, real.images, real.labels, syn_images, syn_labels, classes)
     except (ValueError, FileNotFoundError) as exc:

@@ -94,6 +94,10 @@ def test_gap_command_end_to_end(tmp_path, default_models):
     bad.write_bytes(b"not a checkpoint")
     r = CliRunner().invoke(main, ["gap", "--real", str(real), "--stream", str(default_models), "--features", str(bad)])
     assert r.exit_code != 0 and "bad.pt: unreadable checkpoint" in r.output and "Traceback" not in r.output
+    # a folder that is not a render is reported before the feature network's first (minutes-long) training
+    r = CliRunner().invoke(main, ["gap", "--real", str(real), "--synthetic", str(tmp_path / "gap"), "--quiet"])
+    assert r.exit_code == 1 and "no manifest and no shards" in r.output, r.output
+    assert "training the feature network" not in r.output and not (real / "gap-features").exists()
 
 
 def test_coverage_sees_a_set_without_variety_that_kid_scores_well():
