@@ -24,6 +24,7 @@ import io
 import json
 import re
 import secrets
+import socket
 import typing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -294,6 +295,13 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int = 8765, open_browse
     local = host in ("127.0.0.1", "localhost", "::1")
     if not local and token is None:
         token = secrets.token_urlsafe(24)
+    # bound here, before the address is announced: a port in use is one line, not a URL that leads nowhere
+    # followed by uvicorn's log
+    try:
+        sock = bind_socket(host, port)
+    except OSError:
+        studio.close()
+        raise
     url = f"http://{'127.0.0.1' if local else host}:{port}/" + (f"?token={token}" if token else "")
     log(f"mixreal studio: {url}  (Ctrl-C to stop)")
     if open_browser:
@@ -302,6 +310,24 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int = 8765, open_browse
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     try:
-        uvicorn.run(create_app(studio, token), host=host, port=port, log_level="warning")
+        uvicorn.Server(uvicorn.Config(create_app(studio, token), log_level="warning")).run(sockets=[sock])
     finally:
+        sock.close()
         studio.close()
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or an OSError naming the address and why in one line."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise OSError(f"--host {host}: unknown address ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a studio restarted at once may rebind
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"{host}:{port}: cannot serve there ({exc.strerror or exc}); choose another --port") from None
+    return sock

@@ -105,3 +105,22 @@ def test_a_token_guards_a_studio_served_beyond_localhost(studio):
         page = c.get("/?token=s3cret")
         assert page.status_code == 200
         assert c.get("/api/schema").status_code == 200  # the page's cookie carries the token on
+
+
+def test_a_port_in_use_is_one_line_before_any_address_is_announced(default_models):
+    import socket
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        r = CliRunner().invoke(main, ["studio", "--models", str(default_models), "--no-browser", "--port", str(port)])
+    finally:
+        taken.close()
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert f"127.0.0.1:{port}: cannot serve there" in r.output and "http://" not in r.output
