@@ -1027,9 +1027,12 @@ def _experiment_data(variant: str, cifar10, cifar100, out: Path, counts: str) ->
         return folder
     given = {"cifar10": cifar10 or _data_root() / "cifar" / "cifar10-train-subset.npz", "cifar100": cifar100}
     class_map = load_class_map(variant)
+    needed = sorted({s.split(":")[0] for v in class_map.values() for s in v})
+    if cifar10 is None and "cifar10" in needed and not Path(given["cifar10"]).exists():
+        _fail(f"{given['cifar10']}: no such file (the default CIFAR-10 under $MIXREAL_DATA): "
+              "pass --cifar10 PATH or set MIXREAL_DATA")
     try:
-        sources = {w: load_cifar(given[w], w) for w in sorted({s.split(":")[0] for v in class_map.values() for s in v})
-                   if given[w] is not None and Path(given[w]).exists()}
+        sources = {w: load_cifar(given[w], w) for w in needed if given[w] is not None and Path(given[w]).exists()}
         splits, notes = build(class_map, sources, Counts.parse(counts), seed=0)
     except (CifarFormatError, ValueError) as exc:
         _fail(str(exc))

@@ -142,6 +142,14 @@ def test_experiment_rejects_a_bad_paper_file_before_training(tmp_path):
     assert not (tmp_path / "o").exists()  # nothing built or trained
 
 
+def test_experiment_names_the_default_cifar_it_did_not_find(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIXREAL_DATA", str(tmp_path / "nowhere"))
+    result = CliRunner().invoke(main, ["experiment", "table1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert f"{tmp_path / 'nowhere' / 'cifar' / 'cifar10-train-subset.npz'}: no such file" in result.output
+    assert "set MIXREAL_DATA" in result.output
+
+
 def test_table1_runs_and_resumes(tmp_path):
     require_data("cifar", "cifar10-train-subset.npz")
     paper = tmp_path / "paper.json"
