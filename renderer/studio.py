@@ -297,12 +297,15 @@ def serve(studio: Studio, host: str = "127.0.0.1", port: int = 8765, open_browse
         token = secrets.token_urlsafe(24)
     # bound here, before the address is announced: a port in use is one line, not a URL that leads nowhere
     # followed by uvicorn's log
+    # "localhost" may resolve to ::1 first; the address printed must be the one bound
+    bound = "127.0.0.1" if host == "localhost" else host
     try:
-        sock = bind_socket(host, port)
+        sock = bind_socket(bound, port)
     except OSError:
         studio.close()
         raise
-    url = f"http://{'127.0.0.1' if local else host}:{port}/" + (f"?token={token}" if token else "")
+    shown = f"[{bound}]" if ":" in bound else bound
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     log(f"mixreal studio: {url}  (Ctrl-C to stop)")
     if open_browser:
         import threading
