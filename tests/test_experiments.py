@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cli import main
 from tests.conftest import require_data
 from train.config import preset
-from train.experiments import TABLE1, TABLE2, aggregate, load_paper_values
+from train.experiments import TABLE1, TABLE2, aggregate, load_paper_values, slug
 
 
 def test_tables_have_the_papers_configurations():
@@ -186,6 +186,20 @@ def test_table1_runs_and_resumes(tmp_path):
     again = CliRunner().invoke(main, other)
     assert again.exit_code == 0 and "gap | + camera" in again.output, again.output
     assert (tmp_path / "table1" / "camera" / "gap.json").read_bytes() == reading
+    # a row not run now shows its earlier reading only if it is comparable with the rows measured now
+    stale = next(p for p in sorted((tmp_path / "table1").glob("*/gap.json")) if p.parent.name != "camera")
+    name = next(s.name for s in TABLE1 if slug(s.name) == stale.parent.name)
+    fresh = json.loads(stale.read_text())
+    assert f"| {name} |" in (tmp_path / "table1" / "table.md").read_text()
+    stale.write_text(json.dumps({**fresh, "features_digest": "0123456789abcdef", "kid": -1.0}))
+    again = CliRunner().invoke(main, other)
+    assert again.exit_code == 0 and f"gap | {name}: the reading in {stale}" in again.output, again.output
+    row = next(ln for ln in (tmp_path / "table1" / "table.md").read_text().splitlines() if ln.startswith(f"| {name} |"))
+    assert "-100.00" not in row and "| n/a |" in row
+    stale.write_text(json.dumps(fresh))
+    again = CliRunner().invoke(main, other)
+    row = next(ln for ln in (tmp_path / "table1" / "table.md").read_text().splitlines() if ln.startswith(f"| {name} |"))
+    assert "gap |" not in again.output and f"| {100 * fresh['kid']:.2f} |" in row
 
 
 def test_realism_steps_end_at_the_default_and_candidates_sit_on_it():

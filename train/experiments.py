@@ -281,8 +281,17 @@ def run_table(table: str, data: str, real_dir: Path, models: Path, out: Path, sc
             net = net or cached_feature_net(real_dir, progress=progress, log=log)
             gaps[spec.name] = _gap(spec, path, net, train, models, GAP_SEED, backgrounds, gap_images, log,
                                    render_base)
-        elif path.is_file():
-            gaps[spec.name] = json.loads(path.read_text())
+        elif path.is_file():  # a row not run now: its earlier reading is shown only if it is comparable
+            from .gap import trained_feature_net
+
+            net = net or trained_feature_net(real_dir)
+            settings = _gap_settings(spec, models, GAP_SEED, backgrounds, render_base)
+            reading = net and _current_gap(path, settings, net, gap_images)
+            if reading:
+                gaps[spec.name] = reading
+            else:
+                log(f"gap | {spec.name}: the reading in {path} was taken with other settings or features; "
+                    "left out (run the row to measure it again)")
     text = ""
 
     def write() -> str:
@@ -345,20 +354,16 @@ def _gap(spec: RunSpec, path: Path, net, train, models: Path, seed: int, backgro
          n_images: int, log, render_base=None) -> dict:
     """The gap meter's report for one synthetic configuration (n_images class-balanced images against the
     real train split, in the feature network `net`), cached in `path`."""
-    from renderer.export import atomic_write_text, settings_of
+    from renderer.export import atomic_write_text
 
     from . import gap as meter
     from .datasets import RenderStream
 
+    settings = _gap_settings(spec, models, seed, backgrounds, render_base)
+    cached = _current_gap(path, settings, net, n_images)
+    if cached is not None:
+        return cached
     config = _render_config(spec, seed, backgrounds, render_base)
-    settings = settings_of(config, Path(models).resolve())
-    if path.is_file():
-        cached = json.loads(path.read_text())
-        # a reading of other images (another --config, older code) or in another network's features is measured
-        # again: the table compares the rows' readings with each other
-        if (cached.get("n_synthetic") == n_images and cached.get("render", settings) == settings
-                and cached.get("meter_version", 1) == meter.METER_VERSION and meter.measured_by(cached, net)):
-            return cached
     stream = RenderStream(models, config, class_names=train.class_names, length=n_images)
     images, labels = meter.collect(stream)
     report, _ = meter.measure(net, train.images, train.labels, images, labels, train.class_names)
@@ -367,6 +372,28 @@ def _gap(spec: RunSpec, path: Path, net, train, models: Path, seed: int, backgro
     log(f"gap | {spec.name}: KID x 100 {100 * report.kid:.2f}, real classifier on it {100 * report.accuracy:.1f}%, "
         f"coverage of the real classes {100 * report.coverage:.1f}%")
     return report.to_dict()
+
+
+def _gap_settings(spec: RunSpec, models: Path, seed: int, backgrounds: Path | None, render_base=None) -> dict:
+    """The render settings a row's gap reading records (and is checked against)."""
+    from renderer.export import settings_of
+
+    return settings_of(_render_config(spec, seed, backgrounds, render_base), Path(models).resolve())
+
+
+def _current_gap(path: Path, settings: dict, net, n_images: int) -> dict | None:
+    """The reading saved in `path` if it measured these images as they are now: a reading of other images
+    (another --config, older code) or in another network's features is not comparable, since the table sets
+    the rows' readings side by side."""
+    from . import gap as meter
+
+    if not path.is_file():
+        return None
+    cached = json.loads(path.read_text())
+    if (cached.get("n_synthetic") == n_images and cached.get("render", settings) == settings
+            and cached.get("meter_version", 1) == meter.METER_VERSION and meter.measured_by(cached, net)):
+        return cached
+    return None
 
 
 def _render_config(spec: RunSpec, seed: int, backgrounds: Path | None, base=None, size: int = 32):

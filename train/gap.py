@@ -91,17 +91,31 @@ def measured_by(reading: dict, net: FeatureNet) -> bool:
 
 def cached_feature_net(real_dir: Path, progress: bool = True, log=print) -> FeatureNet:
     """The real-only ResNet-20 of DATA, trained on first use into DATA/gap-features (resumable)."""
-    from .config import preset
     from .loop import train_classifier
 
-    run = Path(real_dir) / "gap-features"
-    cfg = preset("resnet20", "quick", real_only=True, augment=True, seed=0, epochs_factor=FEATURE_EPOCHS_FACTOR)
-    summary = run / "summary.json"
-    if not (summary.is_file() and json.loads(summary.read_text()).get("epochs") == cfg.epochs):
+    net = trained_feature_net(real_dir)
+    if net is None:
+        run, cfg = Path(real_dir) / "gap-features", _feature_config()
         log(f"gap: training the feature network once for {real_dir} ({cfg.epochs} epochs, real only) -> {run}")
         train, val, test = (RealDataset.from_split(real_dir, s) for s in ("train", "val", "test"))
         train_classifier(cfg, train, val, test, None, run, train.class_names, progress=progress, log=lambda m: None)
-    return load_feature_net(run)
+        net = load_feature_net(run)
+    return net
+
+
+def trained_feature_net(real_dir: Path) -> FeatureNet | None:
+    """DATA's feature network if it is trained to the end, else None (never trains)."""
+    run = Path(real_dir) / "gap-features"
+    summary = run / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("epochs") == _feature_config().epochs:
+        return load_feature_net(run)
+    return None
+
+
+def _feature_config():
+    from .config import preset
+
+    return preset("resnet20", "quick", real_only=True, augment=True, seed=0, epochs_factor=FEATURE_EPOCHS_FACTOR)
 
 
 @dataclass
