@@ -151,7 +151,22 @@ def stream_options(f):
     return click.option("--variations", default="all", show_default=True, help="Latent variations for --stream.")(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The system refusing a read or write (disk full, no permission, a read-only or vanished mount) is one line
+    naming the file, like every other bad input, not a traceback; MIXREAL_TRACEBACK=1 shows the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if os.environ.get("MIXREAL_TRACEBACK"):
+                raise
+            from renderer.export import os_error_line
+
+            raise click.ClickException(os_error_line(exc)) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mixreal")
 def main() -> None:
     """mixreal: train image classifiers from a little real data and a lot of rendered data."""

@@ -72,10 +72,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write names no file: name PATH
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as a user reads it: the file, then what the system said ("out/car/x.png: No space left on
+    device"); whatever the error carries where it names no file."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -18,14 +18,23 @@ from dataclasses import replace
 from pathlib import Path
 
 from .core import batch_capacity
-from .export import RenderSummary, check_settings, in_shard, merge_manifests, render_dataset, settings_of
+from .export import RenderSummary, check_settings, in_shard, merge_manifests, os_error_line, render_dataset, settings_of
 from .indexing import SampleIndex
 from .platform import gpu_count
 from .shards import shard_chunks, write_info
 
 
+class _Stopped(Exception):
+    """The parent asked this worker to stop (another one failed)."""
+
+
 def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tuple[int | None, int | None],
-            shard: tuple[int, int], q, gpus: int, shard_size: int | None) -> None:
+            shard: tuple[int, int], q, gpus: int, shard_size: int | None, stop) -> None:
+    def report(n: int) -> None:  # after each batch (or tar) is on disk: the place to stop cleanly
+        q.put(("progress", n))
+        if stop.is_set():
+            raise _Stopped
+
     try:
         from .core import Renderer
         from .library import ModelLibrary
@@ -36,16 +45,35 @@ def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tu
         renderer = Renderer(library, config)
         if shard_size is None:
             s = render_dataset(renderer, out, counts[0], models_root, progress=False, shard=shard,
-                               on_progress=lambda n: q.put(("progress", n)), merge=False, per_class=counts[1])
+                               on_progress=report, merge=False, per_class=counts[1])
         else:
             from .shards import render_shards
 
             s = render_shards(renderer, out, counts[0], models_root, shard_size, progress=False, shard=shard,
-                              per_class=counts[1], on_progress=lambda n: q.put(("progress", n)), info=False)
+                              per_class=counts[1], on_progress=report, info=False)
         q.put(("done", (s.rendered, s.already_done, s.total)))
+    except _Stopped:
+        q.put(("stopped",))
     except BaseException as exc:  # reported to the parent as one line; the traceback for debugging
-        q.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], traceback.format_exc()))
+        line = os_error_line(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}".splitlines()[0]
+        q.put(("error", line, traceback.format_exc()))
 
+
+
+def _stop_workers(procs: list, q, stop, grace: float = 60.0) -> None:
+    """Ask the other workers to stop after the batch they are writing (what they finished stays on disk and is
+    skipped by the next run); terminated only past `grace` seconds. The queue is drained meanwhile: a process
+    with unsent queue data cannot exit."""
+    stop.set()
+    deadline = time.perf_counter() + grace
+    while any(p.is_alive() for p in procs) and time.perf_counter() < deadline:
+        try:
+            q.get(timeout=0.2)
+        except queue.Empty:
+            pass
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
 
 
 def render_parallel(library, config, out: Path, per_model: int | None, models_root: Path, workers: int,
@@ -61,13 +89,13 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
     check_settings(out, settings)  # before the workers race to write it
     k, n = shard
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
+    q, stop = ctx.Queue(), ctx.Event()
     gpus = gpu_count()
     classes = sorted({m.label for m in library.models})
     index = SampleIndex([m.label for m in library.models])
     specs = list(index.specs(per_model, per_class))  # the job, for the bar and the shards' index
     procs = [ctx.Process(target=_worker, args=(models_root, classes, config, out, (per_model, per_class),
-                                               (k + n * w, n * workers), q, gpus, shard_size), daemon=True)
+                                               (k + n * w, n * workers), q, gpus, shard_size, stop), daemon=True)
              for w in range(workers)]
     start = time.perf_counter()
     for p in procs:
@@ -103,9 +131,9 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
             error = (msg[1], msg[2])
     if bar is not None:
         bar.close()
+    if error is not None:
+        _stop_workers(procs, q, stop)
     for p in procs:
-        if error is not None and p.is_alive():
-            p.terminate()
         p.join()
     summary.seconds = time.perf_counter() - start
     if error is not None:

@@ -229,3 +229,64 @@ def test_models_command_names_synset_folders_and_lists_what_it_skips(tmp_path):
     assert [Path(s["path"]).name for s in report["skipped"]] == ["broken.glb"]
     bad = _run("models", "--models", str(root), "--classes", "car,truk")
     assert bad.exit_code == 1 and "no class truk in models folder (it has airplane, car)" in bad.output
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk (the error names no file, as a real ENOSPC write does)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        import errno
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_temp(default_models, tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: _FullDisk(real_fdopen(fd, mode, *a, **k)))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["render", "--models", str(default_models), "--per-model", "1", "--out", str(out),
+                                  "--quiet"])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert r.output.strip() == f"Error: {out / 'render.json'}: No space left on device"
+    assert not list(out.rglob("*.tmp"))
+    monkeypatch.setenv("MIXREAL_TRACEBACK", "1")  # for debugging: the error itself
+    r = CliRunner().invoke(main, ["render", "--models", str(default_models), "--per-model", "1", "--out", str(out),
+                                  "--quiet"])
+    assert isinstance(r.exception, OSError) and r.exception.filename == str(out / "render.json")
+
+
+def _busy_worker(q, stop) -> None:
+    """A stand-in render worker: reports progress until asked to stop, as _worker does between batches."""
+    while not stop.is_set():
+        for _ in range(50):  # more than a pipe holds: only a parent that drains lets it exit
+            q.put(("progress", "x" * 1000))
+        time.sleep(0.01)
+    q.put(("stopped",))
+
+
+def test_other_workers_stop_cleanly_when_one_fails():
+    import multiprocessing as mp
+
+    from renderer.parallel import _stop_workers
+
+    ctx = mp.get_context("spawn")
+    q, stop = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_busy_worker, args=(q, stop), daemon=True) for _ in range(2)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)
+    start = time.perf_counter()
+    _stop_workers(procs, q, stop, grace=30.0)
+    for p in procs:
+        p.join(timeout=5)
+    assert [p.exitcode for p in procs] == [0, 0]  # exited on their own, not terminated (-15)
+    assert time.perf_counter() - start < 20
