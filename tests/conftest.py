@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -124,3 +125,25 @@ def rendered32(default_models, tmp_path_factory):
                                   "--out", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
     return out
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk (the error names no file, as a real ENOSPC write does)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def full_disk(monkeypatch) -> None:
+    """Every file opened through os.fdopen (atomic writes, checkpoints) fails its writes as on a full disk."""
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: _FullDisk(real(fd, mode, *a, **k)))

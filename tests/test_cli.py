@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli import main
-from tests.conftest import REPO, manifest_models, require_data
+from tests.conftest import REPO, full_disk, manifest_models, require_data
 
 
 def _run(*args: str):
@@ -231,27 +231,8 @@ def test_models_command_names_synset_folders_and_lists_what_it_skips(tmp_path):
     assert bad.exit_code == 1 and "no class truk in models folder (it has airplane, car)" in bad.output
 
 
-class _FullDisk:
-    """A file whose writes fail as on a full disk (the error names no file, as a real ENOSPC write does)."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def write(self, data):
-        import errno
-
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-
 def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_temp(default_models, tmp_path, monkeypatch):
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: _FullDisk(real_fdopen(fd, mode, *a, **k)))
+    full_disk(monkeypatch)
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["render", "--models", str(default_models), "--per-model", "1", "--out", str(out),
                                   "--quiet"])

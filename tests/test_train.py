@@ -308,3 +308,19 @@ def test_loader_workers_by_device(monkeypatch):
     assert loader_workers(0, gpu) == 0 and loader_workers(5, cpu) == 5  # asked for: as asked
     monkeypatch.setattr("os.cpu_count", lambda: 6)
     assert loader_workers(None, gpu) == 4
+
+
+def test_a_checkpoint_the_disk_cannot_hold_is_named_and_the_old_one_kept(tmp_path, monkeypatch):
+    import errno
+
+    from tests.conftest import full_disk
+    from train.loop import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1, "w": torch.ones(1000)})
+    with pytest.MonkeyPatch.context() as mp:
+        full_disk(mp)
+        with pytest.raises(OSError) as err:  # torch alone raises RuntimeError("unexpected pos ...")
+            save_checkpoint(path, {"epoch": 2, "w": torch.zeros(1000)})
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
+    assert load_checkpoint(path)["epoch"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]

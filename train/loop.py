@@ -140,13 +140,41 @@ def save_checkpoint(path: Path, state: dict) -> None:
     file rather than going through atomic_write_bytes, which would hold the whole checkpoint in memory
     once more (AlexNet with its Adam state is about 0.7 GB)."""
     fd, tmp = atomic_temp(path)
-    os.close(fd)
+    sink = _KeepsWriteError(os.fdopen(fd, "wb"))
     try:
-        torch.save(state, tmp)
+        with sink.f:
+            try:
+                torch.save(state, sink)
+            except RuntimeError:  # how torch reports a write the system refused (a full disk): say what it was
+                if sink.error is None:
+                    raise
+                raise OSError(sink.error.errno, sink.error.strerror, str(path)) from None
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # the final flush failed
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class _KeepsWriteError:
+    """A file torch.save writes through, keeping the OSError a write raised (torch replaces it with a
+    RuntimeError that names neither the file nor the reason)."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_checkpoint(path: Path) -> dict:
