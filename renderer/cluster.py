@@ -179,6 +179,13 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
         data.setdefault("rendered_on", {})["ray"] = {"actors": n, "gpu_share": share,
                                                       "devices": sorted(set(devices))}
         atomic_write_text(out / "render.json", json.dumps(data, indent=2) + "\n")
+    except ray.exceptions.RayTaskError as exc:
+        # what failed in the actor, as it failed there (a full disk is the OSError naming the file), not Ray's
+        # wrapper with the remote traceback
+        cause = exc.cause
+        if isinstance(cause, OSError):
+            raise OSError(cause.errno, cause.strerror, cause.filename) from None
+        raise RuntimeError(f"a Ray actor failed: {type(cause).__name__}: {cause}".splitlines()[0]) from None
     finally:
         if started:
             ray.shutdown()

@@ -57,3 +57,12 @@ def test_ray_writes_the_same_webdataset_shards(default_models, local_ray, tmp_pa
     single = _files(_render(default_models, tmp_path / "one" / "out", *shards))  # _info.json names the folder
     out = _render(default_models, tmp_path / "ray" / "out", *shards, "--ray", "local", "--workers", "2")
     assert _files(out) == single and "_info.json" in single and "mixreal-000003.tar" in single
+
+
+def test_a_write_an_actor_cannot_make_is_one_line_naming_the_path(default_models, local_ray, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "car").write_text("a file where the class folder goes")  # the actor's mkdir fails, not the driver's
+    r = CliRunner().invoke(main, ["render", "--models", str(default_models), *JOB, "--out", str(out), "--ray",
+                                  "local", "--workers", "2"])
+    assert r.exit_code == 1 and r.output.strip() == f"Error: {out / 'car'}: File exists", r.output
