@@ -31,6 +31,7 @@ from .export import (
     image_name,
     merge_manifests,
     progress_bar,
+    remove_stale_temps,
     render_batch,
     settings_of,
 )
@@ -120,8 +121,7 @@ def render_ray(library, config, out: Path, per_model: int | None, models_root: P
     if fmt == "webdataset":
         settings = {**settings, "format": "webdataset", "shard_size": shard_size}
     check_settings(out, settings)
-    for stale in out.rglob(".*.tmp"):  # a killed job's leftovers (SIGKILL skips cleanup)
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(out)  # the driver owns the whole job
     index = SampleIndex([m.label for m in library.models])
     specs = index.specs(per_model, per_class)
     classes = sorted({m.label for m in library.models})

@@ -64,6 +64,14 @@ def atomic_temp(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
+def remove_stale_temps(out: Path) -> None:
+    """Delete the temp files a killed job left under OUT (SIGKILL skips cleanup). Only the process that owns
+    the whole job may: any other writer's temp file is work in progress (a worker's tar, another machine's
+    shard)."""
+    for stale in Path(out).rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -280,9 +288,8 @@ def render_dataset(
     check_settings(out, settings_of(renderer.config, models_root))
     record_device(out, shard, renderer.ctx.extra.get("device", "unknown") if isinstance(renderer.ctx.extra, dict)
                   else "unknown")
-    if shard[1] == 1:  # a job killed mid-write leaves temp files (SIGKILL skips cleanup)
-        for stale in out.rglob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+    if shard[1] == 1:
+        remove_stale_temps(out)
     manifest_path = out / shard_manifest(shard)
     done = done_entries(out)
     mine = [e for e in read_manifest(manifest_path) if e["path"] in done]

@@ -18,7 +18,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from .core import batch_capacity
-from .export import RenderSummary, check_settings, in_shard, merge_manifests, os_error_line, render_dataset, settings_of
+from .export import (
+    RenderSummary,
+    check_settings,
+    in_shard,
+    merge_manifests,
+    os_error_line,
+    remove_stale_temps,
+    render_dataset,
+    settings_of,
+)
 from .indexing import SampleIndex
 from .platform import gpu_count
 from .shards import shard_chunks, write_info
@@ -88,6 +97,8 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
         settings = {**settings, "format": "webdataset", "shard_size": shard_size}
     check_settings(out, settings)  # before the workers race to write it
     k, n = shard
+    if n == 1:  # the whole job is this machine's: a killed run's temp files go before the workers start
+        remove_stale_temps(out)
     ctx = mp.get_context("spawn")
     q, stop = ctx.Queue(), ctx.Event()
     gpus = gpu_count()
@@ -112,23 +123,29 @@ def render_parallel(library, config, out: Path, per_model: int | None, models_ro
         bar = tqdm(total=total, unit="img", desc=f"render x{workers}", dynamic_ncols=True, smoothing=0.1)
     summary = RenderSummary(skipped_models=[(str(p), r) for p, r in library.skipped])
     finished, error = 0, None
-    while finished < workers and error is None:
-        try:
-            msg = q.get(timeout=1.0)
-        except queue.Empty:
-            if any(p.exitcode not in (None, 0) for p in procs):
-                error = ("a render worker died (exit code "
-                         f"{next(p.exitcode for p in procs if p.exitcode not in (None, 0))})", "")
-            continue
-        if msg[0] == "progress" and bar is not None:
-            bar.update(msg[1])
-        elif msg[0] == "done":
-            finished += 1
-            summary.rendered += msg[1][0]
-            summary.already_done += msg[1][1]
-            summary.total += msg[1][2]
-        elif msg[0] == "error":
-            error = (msg[1], msg[2])
+    try:
+        while finished < workers and error is None:
+            try:
+                msg = q.get(timeout=1.0)
+            except queue.Empty:
+                if any(p.exitcode not in (None, 0) for p in procs):
+                    error = ("a render worker died (exit code "
+                             f"{next(p.exitcode for p in procs if p.exitcode not in (None, 0))})", "")
+                continue
+            if msg[0] == "progress" and bar is not None:
+                bar.update(msg[1])
+            elif msg[0] == "done":
+                finished += 1
+                summary.rendered += msg[1][0]
+                summary.already_done += msg[1][1]
+                summary.total += msg[1][2]
+            elif msg[0] == "error":
+                error = (msg[1], msg[2])
+    except KeyboardInterrupt:  # Ctrl-C: the workers finish the files they are writing, then the parent exits
+        if bar is not None:
+            bar.close()
+        _stop_workers(procs, q, stop)
+        raise
     if bar is not None:
         bar.close()
     if error is not None:

@@ -27,6 +27,7 @@ from .export import (
     check_settings,
     progress_bar,
     record_device,
+    remove_stale_temps,
     settings_of,
 )
 from .png import encode_png
@@ -63,8 +64,8 @@ def render_shards(renderer, out: Path, per_model: int | None, models_root: Path,
                          "shard_size": shard_size})
     record_device(out, shard, renderer.ctx.extra.get("device", "unknown") if isinstance(renderer.ctx.extra, dict)
                   else "unknown")
-    for stale in out.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    if shard[1] == 1:  # a worker's or another machine's temp tar is one being written
+        remove_stale_temps(out)
     specs = list(renderer.sample_index.specs(per_model, per_class))
     classes = sorted({m.label for m in renderer.models})
     chunks = shard_chunks(specs, shard_size)

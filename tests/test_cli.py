@@ -72,14 +72,25 @@ def test_rerun_resumes_and_changed_settings_are_refused(default_models, tmp_path
     assert changed.exit_code != 0 and "other settings (variations)" in changed.output
 
 
-def test_killed_render_resumes_to_identical_files(tmp_path):
+def _render_args() -> list[str]:
+    """A render that takes a few seconds, run as a separate process (killed and interrupted below)."""
+    return [sys.executable, "-m", "cli", "render", "--models", str(require_data("meshes")), "--classes",
+            "car,truck,horse", "--per-model", "40", "--size", "48", "--batch-size", "32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def clean_render(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    subprocess.run([*_render_args(), "--out", str(out)], check=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                   cwd=REPO)
+    return out
+
+
+def test_killed_render_resumes_to_identical_files(clean_render, tmp_path):
     """SIGKILL in the middle of a render, then the same command: same files as one clean run."""
-    models = require_data("meshes")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-m", "cli", "render", "--models", str(models), "--classes", "car,truck,horse",
-            "--per-model", "40", "--size", "48", "--batch-size", "32", "--quiet"]
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
-    subprocess.run([*args, "--out", str(clean)], check=True, env=env, cwd=REPO)
+    args = _render_args()
+    killed = tmp_path / "killed"
     proc = subprocess.Popen([*args, "--out", str(killed)], env=env, cwd=REPO)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(killed.rglob("*.png"))) < 60:
@@ -89,8 +100,8 @@ def test_killed_render_resumes_to_identical_files(tmp_path):
     partial = len(list(killed.rglob("*.png")))
     assert 0 < partial < 14 * 40, "the kill should land mid-render"
     subprocess.run([*args, "--out", str(killed)], check=True, env=env, cwd=REPO)
-    assert _files(killed) == _files(clean)
-    assert (killed / "manifest.jsonl").read_text() == (clean / "manifest.jsonl").read_text()
+    assert _files(killed) == _files(clean_render)
+    assert (killed / "manifest.jsonl").read_text() == (clean_render / "manifest.jsonl").read_text()
     assert not list(killed.rglob("*.tmp"))
 
 
@@ -271,3 +282,27 @@ def test_other_workers_stop_cleanly_when_one_fails():
         p.join(timeout=5)
     assert [p.exitcode for p in procs] == [0, 0]  # exited on their own, not terminated (-15)
     assert time.perf_counter() - start < 20
+
+
+def test_ctrl_c_stops_every_worker_cleanly_and_the_run_resumes(clean_render, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a 2-worker render: the workers
+    finish the files they are writing and exit, nothing half-written or leaked is left, and the same command
+    then completes the same files as a clean run."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [*_render_args(), "--workers", "2"]
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([*args, "--out", str(stopped)], env=env, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(stopped.rglob("*.png"))) < 60:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 1 and "Aborted!" in output, output
+    assert "leaked" not in output and "Traceback" not in output, output
+    assert not list(stopped.rglob("*.tmp"))
+    partial = len(list(stopped.rglob("*.png")))
+    assert 0 < partial < 14 * 40, "the interrupt should land mid-render"
+    subprocess.run([*args, "--out", str(stopped)], check=True, env=env, cwd=REPO)
+    assert _files(stopped) == _files(clean_render)
+    assert (stopped / "manifest.jsonl").read_text() == (clean_render / "manifest.jsonl").read_text()

@@ -95,3 +95,16 @@ def test_a_damaged_shard_is_reported_and_the_rest_trains(tiny_real, shards, tmp_
     assert r.exit_code == 0, r.output
     assert sum("damaged shard" in line and "mixreal-000001.tar" in line for line in r.output.splitlines()) == 1
     assert json.loads((run / "summary.json").read_text())["epochs"] == 1
+
+
+def test_only_the_whole_jobs_run_removes_temp_files(default_models, tmp_path):
+    """A temp tar under OUT is another writer's work in progress (a worker, another machine's --shard) unless
+    this run is the whole job: then it is a killed run's leftover."""
+    out = tmp_path / "out"
+    out.mkdir()
+    other = out / ".mixreal-000000.tar.k2j4.tmp"
+    other.write_bytes(b"being written by another machine")
+    _render(default_models, out, "--format", "webdataset", "--shard-size", "25", "--shard", "1/2")
+    assert other.is_file()
+    _render(default_models, out, "--format", "webdataset", "--shard-size", "25")
+    assert not other.exists() and (out / "_info.json").is_file()
