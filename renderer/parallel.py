@@ -34,7 +34,7 @@ from .shards import shard_chunks, write_info
 
 
 class _Stopped(Exception):
-    """The parent asked this worker to stop (another one failed)."""
+    """The parent asked this worker to stop (another worker failed, or Ctrl-C reached the parent alone)."""
 
 
 def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tuple[int | None, int | None],
@@ -66,7 +66,6 @@ def _worker(models_root: Path, classes: list[str], config, out: Path, counts: tu
     except BaseException as exc:  # reported to the parent as one line; the traceback for debugging
         line = os_error_line(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}".splitlines()[0]
         q.put(("error", line, traceback.format_exc()))
-
 
 
 def _stop_workers(procs: list, q, stop, grace: float = 60.0) -> None:

