@@ -161,18 +161,23 @@ def load_split(folder: Path, split: str) -> RealSplit:
     path = Path(folder) / f"{split}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such split (build one with mixreal data photos or mixreal data cifar-da)")
-    d = read_split_arrays(path)
-    try:
-        return RealSplit(d["images"], d["labels"].astype(np.int64), [str(c) for c in d["class_names"]],
-                         d["source"], d["source_index"], d["source_label"])
-    except KeyError as exc:
-        raise ValueError(f"{path}: not a CIFAR-DA split (no array {exc})") from None
+    d = read_split_arrays(path, SPLIT_ARRAYS)
+    return RealSplit(d["images"], d["labels"].astype(np.int64), [str(c) for c in d["class_names"]],
+                     d["source"], d["source_index"], d["source_label"])
 
 
-def read_split_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a split's .npz, or a one-line error naming the file (torn, foreign, not an .npz)."""
+SPLIT_ARRAYS = ("images", "labels", "class_names", "source", "source_index", "source_label")
+
+
+def read_split_arrays(path: Path, required: tuple[str, ...] = ("images",)) -> dict[str, np.ndarray]:
+    """Every array of a split's .npz, or a one-line error naming the file (torn, foreign, not an .npz, or
+    without one of the `required` arrays)."""
     try:
         with np.load(path, allow_pickle=False) as d:
-            return {k: d[k] for k in d.files}
+            arrays = {k: d[k] for k in d.files}
     except NPZ_ERRORS as exc:
         raise ValueError(f"{path}: not a CIFAR-DA split ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: not a CIFAR-DA split (no {', '.join(missing)})")
+    return arrays

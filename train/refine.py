@@ -80,9 +80,7 @@ def _sample_images(src: Path, kind: str, n: int) -> torch.Tensor:
     if kind == "cifar-da":
         from .cifar_da import read_split_arrays
 
-        x = read_split_arrays(src / "train.npz").get("images")
-        if x is None:
-            raise ValueError(f"{src / 'train.npz'}: not a CIFAR-DA split (no images)")
+        x = read_split_arrays(src / "train.npz")["images"]
         idx = np.linspace(0, len(x) - 1, min(n, len(x))).astype(int)
         return torch.from_numpy(np.ascontiguousarray(x[idx])).permute(0, 3, 1, 2).contiguous()
     from renderer.export import MANIFEST, read_manifest
@@ -171,8 +169,6 @@ def _refine_cifar_da(fn, src: Path, out: Path, settings: dict, progress: bool) -
         if not path.is_file():
             continue
         arrays = read_split_arrays(path)
-        if "images" not in arrays:
-            raise ValueError(f"{path}: not a CIFAR-DA split (no images)")
         total += len(arrays["images"])
         if (out / f"{split}.npz").is_file():
             continue  # written whole (atomically) by an earlier run
