@@ -65,4 +65,6 @@ def test_a_write_an_actor_cannot_make_is_one_line_naming_the_path(default_models
     (out / "car").write_text("a file where the class folder goes")  # the actor's mkdir fails, not the driver's
     r = CliRunner().invoke(main, ["render", "--models", str(default_models), *JOB, "--out", str(out), "--ray",
                                   "local", "--workers", "2"])
-    assert r.exit_code == 1 and r.output.strip() == f"Error: {out / 'car'}: File exists", r.output
+    # one line of ours; Ray's own raylet log may follow when this test meets the fixture's induced actor death
+    assert r.exit_code == 1 and r.output.splitlines()[0] == f"Error: {out / 'car'}: File exists", r.output
+    assert "Traceback" not in r.output and "ray::" not in r.output
