@@ -347,11 +347,8 @@ def studio(models, classes, config_file, host, port, save_dir, no_browser):
         base = load_config(config_file) if config_file is not None else RenderConfig()
     except ConfigError as exc:
         _fail(str(exc))
-    try:
-        serve(Studio(library, root, base, save_dir), host=host, port=port, open_browser=not no_browser,
-              log=click.echo)
-    except OSError as exc:  # the address: bind_socket's one line
-        _fail(str(exc))
+    # a port in use is bind_socket's one-line OSError, printed by _Main like any other
+    serve(Studio(library, root, base, save_dir), host=host, port=port, open_browser=not no_browser, log=click.echo)
 
 
 @main.group()
